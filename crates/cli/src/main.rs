@@ -1,0 +1,74 @@
+//! `lxrs`: the command-line front end.
+
+mod cmd_config;
+mod cmd_console;
+mod cmd_create;
+mod cmd_destroy;
+mod cmd_info;
+mod cmd_ls;
+mod cmd_start;
+mod cmd_stop;
+mod globals;
+
+use clap::{Parser, Subcommand};
+use globals::Globals;
+
+#[derive(Parser, Debug)]
+#[command(name = "lxrs", version, about = "lxrs: Linux system containers, LXC-compatible")]
+struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a container from a template.
+    Create(cmd_create::Args),
+    /// Destroy a container and everything it owns.
+    Destroy(cmd_destroy::Args),
+    /// Start a container (foreground console by default, -d to daemonize).
+    Start(cmd_start::Args),
+    /// Stop, kill or reboot a container.
+    Stop(cmd_stop::Args),
+    /// Attach to a container's console or one of its ttys.
+    Console(cmd_console::Args),
+    /// List containers.
+    Ls(cmd_ls::Args),
+    /// Show a container's state, pid, addresses and resource use.
+    Info(cmd_info::Args),
+    /// Check, read, edit and upgrade lxc.conf(5) files.
+    Config(cmd_config::Args),
+}
+
+fn main() {
+    // The monitor is this same binary re-executed; it never reaches argument parsing.
+    if let Some(code) = lxrs_runtime::monitor::run_if_monitor() {
+        std::process::exit(code);
+    }
+    let cli = Cli::parse();
+    cli.globals.init_logging();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lxrs: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let g = &cli.globals;
+    match cli.cmd {
+        Cmd::Create(a) => cmd_create::run(a, g),
+        Cmd::Destroy(a) => cmd_destroy::run(a, g),
+        Cmd::Start(a) => cmd_start::run(a, g),
+        Cmd::Stop(a) => cmd_stop::run(a, g),
+        Cmd::Console(a) => cmd_console::run(a, g),
+        Cmd::Ls(a) => cmd_ls::run(a, g),
+        Cmd::Info(a) => cmd_info::run(a, g),
+        Cmd::Config(a) => cmd_config::run(a, g),
+    }
+}
