@@ -1,29 +1,52 @@
-//! `cargo xtask <task>`: project automation (test, bench, ...).
+//! `cargo xtask <task>`: project automation.
+//!
+//! * `test`         install the host packages the tests need, then run every test (unit and
+//!                  root integration) of the workspace.
+//! * `install`      build release and install `lxrs` and its host files.
+//! * `demo`         the main job: install, then create, start, list, attach, stop and destroy a
+//!                  busybox container.
+//! * `bench`        benchmarks, side by side with LXC where it is installed.
+//! * `install-deps` only the package step of `test`.
+
+mod bench;
 
 use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Debian packages the test suite needs on the host.
-const TEST_PACKAGES: &[&str] = &[];
+pub const TEST_PACKAGES: &[&str] = &[
+    "busybox-static", // the busybox template's source
+    "lxc",            // LXC's config snippets and template scripts (compatibility tests), and bench
+    "dnsmasq-base",   // DHCP for lxcbr0
+    "nftables",       // NAT rules of `lxrs net`
+    "debootstrap",    // debian template
+    "iproute2",       // tests inspect links from the outside
+    "procps",         // ps, for tests that look at processes
+    "hyperfine",      // bench
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("install-deps") => install_deps(),
+        Some("install") => install(),
+        Some("demo") => demo(),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|install-deps>");
+            eprintln!("usage: cargo xtask <test|install|demo|bench|install-deps>");
             std::process::exit(2);
         }
     }
 }
 
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("xtask: running {cmd:?}");
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
     let st = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
@@ -47,14 +70,80 @@ fn install_deps() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    if !nix_is_root() {
+        bail!("these Debian packages are missing and installing them needs root: {}", missing.join(" "));
+    }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    // Debian's lxc package may start lxc-net (an lxcbr0 with its own dnsmasq); lxrs's tests bring
+    // their own bridges and must not race another DHCP server on lxcbr0.
+    let _ = Command::new("systemctl").args(["disable", "--now", "lxc-net.service", "lxc.service"]).status();
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root());
+    c
 }
 
 fn test(extra: &[String]) -> Result<()> {
     install_deps()?;
-    run(Command::new(env!("CARGO")).current_dir(root()).args(["test", "--workspace"]).args(extra))
+    if !nix_is_root() {
+        bail!("the integration tests drive real containers: run `cargo xtask test` as root");
+    }
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra))
+}
+
+/// Build release and install the binary and host files.
+fn install() -> Result<()> {
+    install_deps()?;
+    run(cargo().args(["build", "--release", "-p", "lxrs-cli"]))?;
+    let bin = root().join("target/release/lxrs");
+    std::fs::create_dir_all("/usr/local/bin")?;
+    let tmp = Path::new("/usr/local/bin/.lxrs.new");
+    std::fs::copy(&bin, tmp).with_context(|| format!("copying {}", bin.display()))?;
+    std::fs::rename(tmp, "/usr/local/bin/lxrs")?;
+    std::fs::create_dir_all("/etc/lxrs")?;
+    for f in ["default.conf"] {
+        let dst = Path::new("/etc/lxrs").join(f);
+        if !dst.exists() {
+            std::fs::copy(root().join("etc").join(f), &dst)?;
+        } else {
+            eprintln!("xtask: keeping existing {}", dst.display());
+        }
+    }
+    eprintln!("xtask: installed /usr/local/bin/lxrs and /etc/lxrs");
+    Ok(())
+}
+
+/// The main job: build, create, start, list, attach, stop, destroy.
+fn demo() -> Result<()> {
+    install()?;
+    let lxrs = "/usr/local/bin/lxrs";
+    let name = "demo";
+    let sh = |args: &[&str]| -> Result<()> {
+        eprintln!("\n$ lxrs {}", args.join(" "));
+        run(Command::new(lxrs).args(args))
+    };
+    // A demo container from an earlier run is replaced.
+    let _ = Command::new(lxrs).args(["destroy", "-n", name, "-f"]).status();
+    sh(&["create", "-t", "busybox", "-n", name])?;
+    sh(&["start", "-n", name, "-d"])?;
+    sh(&["ls", "--fancy"])?;
+    sh(&["info", "-n", name])?;
+    sh(&["attach", "-n", name, "--", "/bin/sh", "-c", "echo hello from $(hostname); ps"])?;
+    sh(&["stop", "-n", name])?;
+    sh(&["ls", "--fancy"])?;
+    sh(&["destroy", "-n", name])?;
+    Ok(())
 }

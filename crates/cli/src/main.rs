@@ -9,6 +9,7 @@ mod cmd_ls;
 mod cmd_start;
 mod cmd_stop;
 mod globals;
+mod spec_build;
 
 use clap::{Parser, Subcommand};
 use globals::Globals;

@@ -1,7 +1,937 @@
 //! The per-container monitor process.
+//!
+//! `lxrs start` re-executes its own binary with `argv = ["[lxrs monitor] <lxcpath> <name>"]`,
+//! detached (double fork, setsid, stdio on /dev/null), and hands it one end of a socketpair in
+//! `_LXRS_MONITOR_FD`. The starter sends a [`MonitorInit`] line; the monitor answers with the
+//! start result on the same connection (which then behaves as a command-socket client).
+//!
+//! The monitor is single-threaded: one `poll` loop over the command socket, a signalfd
+//! (SIGCHLD, SIGTERM), the child's error pipe, the console pty master and the clients. It:
+//! 1. binds `@lxrs<lxcpath>/<name>/command` (state STARTING), allocates the console and tty ptys;
+//! 2. clones the child with `child::clone_flags` (fork semantics) which runs `child::run`;
+//! 3. runs the host-side seam ([`HostSetup::prepare`]), records what it created, writes the sync
+//!    byte;
+//! 4. waits for the error pipe: EOF without a message = init exec'd (RUNNING, reported to the
+//!    starter), a message = ABORTING (kill, teardown, report, exit 1);
+//! 5. serves commands; drains the console into a ring buffer (and `lxc.console.logfile`) while
+//!    no client holds it; on init death by SIGHUP (reboot) restarts the container under the same
+//!    monitor and socket; on any other init death tears down and exits.
+
+use crate::child::ChildContext;
+use crate::host::{CleanupItem, HostSetup};
+use crate::paths::{self, RunDir};
+use crate::proto::{self, Conn, MonitorInit, Request, Response, StopKind};
+use crate::record::{self, StateRecord};
+use crate::ringbuf::RingBuffer;
+use crate::spec::StartSpec;
+use crate::state::State;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// argv[0] prefix that makes `lxrs` run as a monitor.
+pub const TITLE_PREFIX: &str = "[lxrs monitor]";
+/// Environment variable carrying the starter socket's fd number.
+pub const FD_ENV: &str = "_LXRS_MONITOR_FD";
+/// After SIGTERM to the monitor: halt signal first, kill after this long.
+const SIGTERM_GRACE: Duration = Duration::from_secs(10);
+
+/// The two functions the monitor needs from the container side (`crate::child`), as a seam.
+#[derive(Clone, Copy)]
+pub struct ChildEntry {
+    pub clone_flags: fn(&StartSpec) -> nix::sched::CloneFlags,
+    pub run: fn(&StartSpec, ChildContext) -> !,
+}
+
+impl ChildEntry {
+    /// The real container setup.
+    pub fn real() -> Self {
+        ChildEntry {
+            clone_flags: crate::child::clone_flags,
+            run: crate::child::run,
+        }
+    }
+}
+
+/// The process title of a container's monitor.
+pub fn title(lxcpath: &std::path::Path, name: &str) -> String {
+    format!("{TITLE_PREFIX} {} {name}", paths::normalize_lxcpath(lxcpath).display())
+}
 
 /// If this process was exec'd as a container monitor, run it to completion and return its exit
 /// code; otherwise return `None` at once (cheap: called first thing in `lxrs`'s `main`).
 pub fn run_if_monitor() -> Option<i32> {
-    None
+    use std::os::unix::ffi::OsStrExt;
+    let arg0 = std::env::args_os().next()?;
+    if !arg0.as_bytes().starts_with(TITLE_PREFIX.as_bytes()) {
+        return None;
+    }
+    Some(monitor_main(ChildEntry::real(), crate::host::default_host_setup()))
+}
+
+/// The monitor's `main`, with the child entry and host setup as parameters.
+pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
+    let Some(fd) = std::env::var(FD_ENV).ok().and_then(|v| v.parse::<RawFd>().ok()) else {
+        eprintln!("lxrs monitor: started without {FD_ENV}; it is started by `lxrs start`");
+        return 2;
+    };
+    // Single-threaded here; the variable must not leak into the container.
+    std::env::remove_var(FD_ENV);
+    // SAFETY: the starter passed this descriptor to us (inherited across exec); we take sole
+    // ownership of it and set it close-on-exec so the container never sees it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    set_comm("lxrs-monitor");
+    let mut starter = Conn::new(fd);
+    let init = match starter.read_line(Some(Instant::now() + Duration::from_secs(30))) {
+        Ok(Some(line)) => match serde_json::from_slice::<MonitorInit>(&line) {
+            Ok(i) if i.v == proto::VERSION => i,
+            Ok(i) => {
+                let _ = starter.send(&proto::encode(&Response::err(format!("monitor speaks protocol {} but starter sent {}", proto::VERSION, i.v))), None);
+                return 1;
+            }
+            Err(e) => {
+                let _ = starter.send(&proto::encode(&Response::err(format!("bad start request: {e}"))), None);
+                return 1;
+            }
+        },
+        _ => return 1,
+    };
+    init_logging(&init);
+    let mut m = match Monitor::new(init, starter, host, entry) {
+        Ok(m) => m,
+        Err((starter, msg)) => {
+            tracing::error!("{msg}");
+            let _ = starter.send(&proto::encode(&Response::err(msg)), None);
+            return 1;
+        }
+    };
+    let code = m.run();
+    tracing::info!("monitor exiting with {code}");
+    code
+}
+
+fn set_comm(name: &str) {
+    let c = std::ffi::CString::new(name).expect("no NUL");
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+fn init_logging(init: &MonitorInit) {
+    let file = init.log_file.clone().or_else(|| init.spec.log.file.clone());
+    let Some(file) = file else { return };
+    let level = init
+        .log_level
+        .clone()
+        .unwrap_or_else(|| init.spec.log.level.clone());
+    let level = match level.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" | "NOTICE" => "info",
+        "ERROR" | "CRIT" | "ALERT" | "FATAL" => "error",
+        _ => "warn",
+    };
+    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&file) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init();
+    }
+}
+
+/// A pty pair the monitor keeps for the container's whole life (across reboots). The monitor
+/// keeps a slave fd open so the master never hangs up between inits.
+struct Pty {
+    master: OwnedFd,
+    slave: OwnedFd,
+    /// Client id holding the master.
+    held_by: Option<u64>,
+}
+
+struct Client {
+    id: u64,
+    conn: Conn,
+    watching: bool,
+}
+
+struct Child {
+    pid: i32,
+    pidfd: OwnedFd,
+    /// The error pipe until it reaches EOF.
+    err: Option<OwnedFd>,
+    err_msg: Vec<u8>,
+}
+
+struct Monitor {
+    spec: StartSpec,
+    init: MonitorInit,
+    rundir: RunDir,
+    host: Box<dyn HostSetup>,
+    entry: ChildEntry,
+    state: State,
+    listener: OwnedFd,
+    sigfd: SignalFd,
+    /// Index 0: console (None when disabled); 1..=N: ttys.
+    ptys: Vec<Option<Pty>>,
+    ring: RingBuffer,
+    console_log: Option<std::fs::File>,
+    clients: Vec<Client>,
+    next_id: u64,
+    /// The starter's client id until the start result was sent.
+    starter: Option<u64>,
+    child: Option<Child>,
+    items: Vec<CleanupItem>,
+    record: StateRecord,
+    kill_at: Option<Instant>,
+}
+
+type NewError = (Conn, String);
+
+impl Monitor {
+    fn new(
+        init: MonitorInit,
+        starter: Conn,
+        host: Box<dyn HostSetup>,
+        entry: ChildEntry,
+    ) -> Result<Monitor, NewError> {
+        let spec = init.spec.clone();
+        let listener = match bind_command_socket(&spec) {
+            Ok(l) => l,
+            Err(e) => return Err((starter, e)),
+        };
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+            mask.add(s);
+        }
+        if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+            return Err((starter, format!("block signals: {e}")));
+        }
+        let sigfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(s) => s,
+            Err(e) => return Err((starter, format!("signalfd: {e}"))),
+        };
+        let mut ptys = Vec::new();
+        for i in 0..=spec.tty.count {
+            if i == 0 && !spec.console.enabled {
+                ptys.push(None);
+                continue;
+            }
+            match open_pty() {
+                Ok(p) => ptys.push(Some(p)),
+                Err(e) => return Err((starter, format!("allocate pty for tty {i}: {e}"))),
+            }
+        }
+        let console_log = match &spec.console.logfile {
+            Some(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    return Err((starter, format!("open console log file {}: {e}", p.display())))
+                }
+            },
+            None => None,
+        };
+        let rundir = RunDir::new(&init.rundir);
+        let me = std::process::id() as i32;
+        let record = StateRecord {
+            version: 1,
+            name: spec.name.clone(),
+            lxcpath: paths::normalize_lxcpath(&spec.lxcpath),
+            monitor_pid: me,
+            monitor_start: record::proc_start_time(me).unwrap_or(0),
+            init_pid: None,
+            init_start: None,
+            items: Vec::new(),
+            pidfile: init.pidfile.clone(),
+        };
+        let mut m = Monitor {
+            ring: RingBuffer::new(spec.console.buffer_size),
+            spec,
+            init,
+            rundir,
+            host,
+            entry,
+            state: State::Starting,
+            listener,
+            sigfd,
+            ptys,
+            console_log,
+            clients: Vec::new(),
+            next_id: 1,
+            starter: None,
+            child: None,
+            items: Vec::new(),
+            record,
+            kill_at: None,
+        };
+        let id = m.add_client(starter);
+        m.starter = Some(id);
+        if let Err(e) = m.write_record() {
+            let c = m.clients.pop().expect("starter").conn;
+            return Err((c, e));
+        }
+        Ok(m)
+    }
+
+    fn add_client(&mut self, conn: Conn) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.clients.push(Client {
+            id,
+            conn,
+            watching: false,
+        });
+        id
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.rundir.record_path(&self.spec.lxcpath, &self.spec.name)
+    }
+
+    fn write_record(&mut self) -> Result<(), String> {
+        self.record.items = self.items.clone();
+        let p = self.record_path();
+        record::write(&p, &self.record).map_err(|e| format!("write state record {}: {e}", p.display()))
+    }
+
+    fn set_state(&mut self, s: State) {
+        if s == self.state {
+            return;
+        }
+        if !self.state.can_become(s) {
+            tracing::warn!("unexpected state change {} -> {}", self.state, s);
+        }
+        tracing::info!("state {} -> {}", self.state, s);
+        self.state = s;
+        let mut r = Response::ok();
+        r.notify = true;
+        r.state = Some(s);
+        let msg = proto::encode(&r);
+        for c in self.clients.iter().filter(|c| c.watching) {
+            let _ = c.conn.send(&msg, None);
+        }
+    }
+
+    /// Run until the container is gone; returns the exit code.
+    fn run(&mut self) -> i32 {
+        if let Err(msg) = self.start_container() {
+            return self.abort(msg);
+        }
+        self.event_loop()
+    }
+
+    /// Clone the child, run the host seam, let it go. STARTING on return.
+    fn start_container(&mut self) -> Result<(), String> {
+        let (sync_r, sync_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map_err(|e| format!("dup pty: {e}"));
+        let console = match &self.ptys[0] {
+            Some(p) => Some(dup(p.slave.as_fd())?),
+            None => None,
+        };
+        let mut ttys = Vec::new();
+        for p in self.ptys[1..].iter().flatten() {
+            ttys.push(dup(p.slave.as_fd())?);
+        }
+        let ctx = ChildContext {
+            sync_read: sync_r,
+            err_write: err_w,
+            console,
+            ttys,
+        };
+        let flags = (self.entry.clone_flags)(&self.spec).bits() as libc::c_long;
+        let t0 = Instant::now();
+        // SAFETY: raw clone with fork semantics (no new stack: the child continues on a copy of
+        // ours). The monitor is single-threaded, so the child's copy of the address space is
+        // consistent (no lock is held by another thread).
+        let pid = unsafe {
+            libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_long, 0, 0, 0, 0)
+        };
+        if pid < 0 {
+            return Err(format!("clone: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // Child: drop the monitor's ends so a dead monitor means EOF to the child.
+            drop(sync_w);
+            drop(err_r);
+            // Undo the monitor's signal set-up: blocked signals and ignored SIGPIPE would be
+            // inherited by init across exec.
+            let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            // SAFETY: restoring the default disposition of SIGPIPE; no handler is involved.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            (self.entry.run)(&self.spec, ctx);
+        }
+        let pid = pid as i32;
+        drop(ctx);
+        tracing::debug!("cloned init {pid} in {:?}", t0.elapsed());
+        // SAFETY: pidfd_open on our own unreaped child; returns a new fd or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if pidfd < 0 {
+            let e = std::io::Error::last_os_error();
+            kill_pid(pid);
+            return Err(format!("pidfd_open({pid}): {e}"));
+        }
+        // SAFETY: pidfd_open returned a fresh descriptor we now own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        // SAFETY: fcntl on our own descriptor.
+        unsafe { libc::fcntl(pidfd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        self.child = Some(Child {
+            pid,
+            pidfd,
+            err: Some(err_r),
+            err_msg: Vec::new(),
+        });
+        self.record.init_pid = Some(pid);
+        self.record.init_start = record::proc_start_time(pid);
+        self.write_record()?;
+        let mut created = Vec::new();
+        let prep = self.host.prepare(&self.spec, pid, &mut created);
+        self.items.extend(created);
+        self.write_record()?;
+        prep.map_err(|e| format!("host setup: {e}"))?;
+        // Let the child continue.
+        nix::unistd::write(&sync_w, &[1u8]).map_err(|e| format!("sync write: {e}"))?;
+        drop(sync_w);
+        tracing::debug!("child {pid} released {:?} after clone", t0.elapsed());
+        Ok(())
+    }
+
+    /// ABORTING: kill the child, tear down, tell the starter; STOPPED; exit code 1.
+    fn abort(&mut self, msg: String) -> i32 {
+        tracing::error!("start failed: {msg}");
+        self.set_state(State::Aborting);
+        self.kill_and_reap_child();
+        self.teardown();
+        if let Some(id) = self.starter.take() {
+            if let Some(c) = self.clients.iter().find(|c| c.id == id) {
+                let _ = c.conn.send(&proto::encode(&Response::err(msg)), None);
+            }
+        }
+        self.set_state(State::Stopped);
+        self.finish();
+        1
+    }
+
+    fn kill_and_reap_child(&mut self) {
+        if let Some(ch) = self.child.take() {
+            pidfd_signal(ch.pidfd.as_fd(), libc::SIGKILL);
+            loop {
+                match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ch.pid), None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    fn teardown(&mut self) {
+        let items = std::mem::take(&mut self.items);
+        for e in self.host.teardown(&items) {
+            tracing::error!("teardown: {e}");
+        }
+        let _ = self.write_record();
+    }
+
+    /// Remove the record and pidfile; the process exits right after (closing all clients).
+    fn finish(&mut self) {
+        record::remove(&self.record_path());
+        if let Some(p) = &self.init.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    fn event_loop(&mut self) -> i32 {
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(8 + self.clients.len());
+            let pfd = |fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            fds.push(pfd(self.listener.as_raw_fd()));
+            fds.push(pfd(self.sigfd.as_raw_fd()));
+            let err_fd = self
+                .child
+                .as_ref()
+                .and_then(|c| c.err.as_ref())
+                .map(|f| f.as_raw_fd());
+            if let Some(fd) = err_fd {
+                fds.push(pfd(fd));
+            }
+            let console_fd = match &self.ptys[0] {
+                Some(p) if p.held_by.is_none() => Some(p.master.as_raw_fd()),
+                _ => None,
+            };
+            if let Some(fd) = console_fd {
+                fds.push(pfd(fd));
+            }
+            let first_client = fds.len();
+            for c in &self.clients {
+                fds.push(pfd(c.conn.raw()));
+            }
+            let timeout = match self.kill_at {
+                Some(t) => t.saturating_duration_since(Instant::now()).as_millis() as i32,
+                None => -1,
+            };
+            // SAFETY: fds is a valid pollfd array of the given length.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                tracing::error!("poll: {e}");
+                return self.abort(format!("poll: {e}"));
+            }
+            if let Some(t) = self.kill_at {
+                if Instant::now() >= t {
+                    self.kill_at = None;
+                    let _ = self.signal_init(StopKind::Kill);
+                }
+            }
+            let ready = |fd: RawFd| fds.iter().any(|p| p.fd == fd && p.revents != 0);
+            // Order matters: the error pipe before SIGCHLD, so an exec followed by a quick
+            // exit is seen as RUNNING then STOPPING.
+            if let Some(fd) = err_fd {
+                if ready(fd) {
+                    if let Some(code) = self.on_err_pipe() {
+                        return code;
+                    }
+                }
+            }
+            if let Some(fd) = console_fd {
+                if ready(fd) {
+                    self.on_console(&mut buf);
+                }
+            }
+            let client_fds: Vec<RawFd> = fds[first_client..]
+                .iter()
+                .filter(|p| p.revents != 0)
+                .map(|p| p.fd)
+                .collect();
+            for fd in client_fds {
+                self.on_client(fd);
+            }
+            if ready(self.listener.as_raw_fd()) {
+                self.on_accept();
+            }
+            if ready(self.sigfd.as_raw_fd()) {
+                if let Some(code) = self.on_signals() {
+                    return code;
+                }
+            }
+        }
+    }
+
+    /// Error pipe readable. Returns an exit code if the monitor is done.
+    fn on_err_pipe(&mut self) -> Option<i32> {
+        let ch = self.child.as_mut()?;
+        let fd = ch.err.as_ref()?.as_raw_fd();
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => {
+                ch.err = None;
+                let msg = std::mem::take(&mut ch.err_msg);
+                if msg.is_empty() {
+                    self.on_running();
+                    None
+                } else {
+                    let text = String::from_utf8_lossy(&msg).trim().to_string();
+                    Some(self.abort(text))
+                }
+            }
+            Ok(n) => {
+                ch.err_msg.extend_from_slice(&buf[..n]);
+                None
+            }
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => None,
+            Err(e) => Some(self.abort(format!("read child error pipe: {e}"))),
+        }
+    }
+
+    fn on_running(&mut self) {
+        self.set_state(State::Running);
+        let Some(id) = self.starter.take() else { return };
+        let Some(idx) = self.clients.iter().position(|c| c.id == id) else { return };
+        let mut r = Response::ok();
+        r.state = Some(State::Running);
+        r.init_pid = self.child.as_ref().map(|c| c.pid);
+        r.monitor_pid = Some(std::process::id() as i32);
+        if self.init.attach_console {
+            if let Some(p) = self.ptys[0].as_mut() {
+                if p.held_by.is_none() {
+                    let replay = self.ring.contents();
+                    r.tty = Some(0);
+                    r.replay_len = Some(replay.len());
+                    let mut msg = proto::encode(&r);
+                    msg.extend_from_slice(&replay);
+                    if self.clients[idx].conn.send(&msg, Some(p.master.as_fd())).is_ok() {
+                        p.held_by = Some(id);
+                    }
+                    return;
+                }
+            }
+        }
+        let _ = self.clients[idx].conn.send(&proto::encode(&r), None);
+    }
+
+    fn on_console(&mut self, buf: &mut [u8]) {
+        let Some(p) = &self.ptys[0] else { return };
+        match nix::unistd::read(p.master.as_raw_fd(), buf) {
+            Ok(n) if n > 0 => {
+                self.ring.push(&buf[..n]);
+                if let Some(f) = self.console_log.as_mut() {
+                    let _ = f.write_all(&buf[..n]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_accept(&mut self) {
+        loop {
+            // SAFETY: accept4 on our listening socket; null address pointers are allowed.
+            let fd = unsafe {
+                libc::accept4(
+                    self.listener.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return;
+            }
+            // SAFETY: accept4 returned a fresh descriptor we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if !peer_allowed(fd.as_raw_fd()) {
+                tracing::warn!("refusing command-socket client with another uid");
+                continue;
+            }
+            self.add_client(Conn::new(fd));
+        }
+    }
+
+    fn drop_client(&mut self, idx: usize) {
+        let c = self.clients.swap_remove(idx);
+        for p in self.ptys.iter_mut().flatten() {
+            if p.held_by == Some(c.id) {
+                p.held_by = None;
+            }
+        }
+        if self.starter == Some(c.id) {
+            self.starter = None;
+        }
+    }
+
+    fn on_client(&mut self, fd: RawFd) {
+        let Some(idx) = self.clients.iter().position(|c| c.conn.raw() == fd) else { return };
+        match self.clients[idx].conn.recv_some(true) {
+            Ok(0) => {
+                self.drop_client(idx);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                self.drop_client(idx);
+                return;
+            }
+        }
+        while let Some(line) = self.clients[idx].conn.take_line() {
+            let req = proto::decode_request(&line);
+            let id = self.clients[idx].id;
+            let (resp, pass, replay) = match req {
+                Ok(r) => self.handle(id, r),
+                Err(e) => (Response::err(e), None, Vec::new()),
+            };
+            let mut msg = proto::encode(&resp);
+            msg.extend_from_slice(&replay);
+            let master = pass.and_then(|t| self.ptys.get(t as usize)?.as_ref().map(|p| p.master.as_raw_fd()));
+            // SAFETY: the master fd stays open (owned by self.ptys) for the duration of send.
+            let master = master.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+            if self.clients[idx].conn.send(&msg, master).is_err() {
+                self.drop_client(idx);
+                return;
+            }
+        }
+        if self.clients[idx].conn.overlong() {
+            self.drop_client(idx);
+        }
+    }
+
+    /// Answer one request: the response, a tty whose master to pass, raw bytes to append.
+    fn handle(&mut self, id: u64, req: Request) -> (Response, Option<u32>, Vec<u8>) {
+        match req {
+            Request::Info => (self.info(), None, Vec::new()),
+            Request::Watch => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+                    c.watching = true;
+                }
+                (self.info(), None, Vec::new())
+            }
+            Request::Stop { kind } => {
+                if self.child.is_none() {
+                    return (Response::err("container is not running"), None, Vec::new());
+                }
+                if kind == StopKind::Kill {
+                    self.kill_at = None;
+                }
+                match self.signal_init(kind) {
+                    Ok(()) => (self.info(), None, Vec::new()),
+                    Err(e) => (Response::err(e), None, Vec::new()),
+                }
+            }
+            Request::Console { tty } => match self.pick_tty(tty) {
+                Ok(n) => {
+                    let p = self.ptys[n as usize].as_mut().expect("picked an existing pty");
+                    p.held_by = Some(id);
+                    let replay = if n == 0 { self.ring.contents() } else { Vec::new() };
+                    let mut r = self.info();
+                    r.tty = Some(n);
+                    r.replay_len = Some(replay.len());
+                    (r, Some(n), replay)
+                }
+                Err(e) => (Response::err(e), None, Vec::new()),
+            },
+        }
+    }
+
+    fn info(&self) -> Response {
+        let mut r = Response::ok();
+        r.state = Some(self.state);
+        r.init_pid = self.child.as_ref().map(|c| c.pid);
+        r.monitor_pid = Some(std::process::id() as i32);
+        r
+    }
+
+    fn pick_tty(&self, want: Option<u32>) -> Result<u32, String> {
+        let count = self.spec.tty.count;
+        let free = |n: u32| matches!(self.ptys.get(n as usize), Some(Some(p)) if p.held_by.is_none());
+        match want {
+            Some(0) | None if count == 0 => {
+                if self.ptys[0].is_none() {
+                    return Err("the container has no console (lxc.console.path = none) and no ttys (lxc.tty.max = 0)".into());
+                }
+                if free(0) {
+                    Ok(0)
+                } else {
+                    Err("tty 0 (the console) is busy".into())
+                }
+            }
+            Some(0) => {
+                if self.ptys[0].is_none() {
+                    Err("the container has no console (lxc.console.path = none)".into())
+                } else if free(0) {
+                    Ok(0)
+                } else {
+                    Err("tty 0 (the console) is busy".into())
+                }
+            }
+            Some(n) if n > count => Err(format!("tty {n} does not exist (lxc.tty.max = {count})")),
+            Some(n) => {
+                if free(n) {
+                    Ok(n)
+                } else {
+                    Err(format!("tty {n} is busy"))
+                }
+            }
+            None => (1..=count)
+                .find(|n| free(*n))
+                .ok_or_else(|| format!("no free tty (all {count} busy)")),
+        }
+    }
+
+    fn signal_init(&mut self, kind: StopKind) -> Result<(), String> {
+        let Some(ch) = &self.child else {
+            return Err("container is not running".into());
+        };
+        let sig = match kind {
+            StopKind::Halt => self.spec.signals.halt,
+            StopKind::Reboot => self.spec.signals.reboot,
+            StopKind::Kill => self.spec.signals.stop,
+        };
+        tracing::info!("sending signal {sig} ({kind:?}) to init {}", ch.pid);
+        if pidfd_signal(ch.pidfd.as_fd(), sig) {
+            Ok(())
+        } else {
+            Err(format!("send signal {sig} to init {}: {}", ch.pid, std::io::Error::last_os_error()))
+        }
+    }
+
+    /// Returns an exit code when the monitor is done.
+    fn on_signals(&mut self) -> Option<i32> {
+        while let Ok(Some(si)) = self.sigfd.read_signal() {
+            match si.ssi_signo as i32 {
+                libc::SIGCHLD => {
+                    if let Some(code) = self.reap() {
+                        return Some(code);
+                    }
+                }
+                libc::SIGTERM => {
+                    tracing::info!("SIGTERM: stopping the container");
+                    if self.child.is_some() {
+                        let _ = self.signal_init(StopKind::Halt);
+                        self.kill_at = Some(Instant::now() + SIGTERM_GRACE);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn reap(&mut self) -> Option<i32> {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return None,
+                Ok(st) => {
+                    let Some(pid) = st.pid() else { return None };
+                    if self.child.as_ref().map(|c| c.pid) != Some(pid.as_raw()) {
+                        continue;
+                    }
+                    return self.on_init_exit(st);
+                }
+            }
+        }
+    }
+
+    fn on_init_exit(&mut self, st: nix::sys::wait::WaitStatus) -> Option<i32> {
+        use nix::sys::wait::WaitStatus;
+        tracing::info!("init {}", describe(st));
+        // The error pipe not yet seen at EOF: collect what the child wrote before dying.
+        let pending = self.child.as_mut().and_then(|ch| {
+            let err = ch.err.take()?;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = nix::unistd::read(err.as_raw_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                ch.err_msg.extend_from_slice(&buf[..n]);
+            }
+            Some(std::mem::take(&mut ch.err_msg))
+        });
+        match pending {
+            Some(msg) if !msg.is_empty() => {
+                self.child = None;
+                let text = String::from_utf8_lossy(&msg).trim().to_string();
+                return Some(self.abort(text));
+            }
+            // Exec'd (error pipe closed empty) and exited at once.
+            Some(_) => self.on_running(),
+            None => {}
+        }
+        self.child = None;
+        self.kill_at = None;
+        let reboot = matches!(st, WaitStatus::Signaled(_, Signal::SIGHUP, _));
+        self.set_state(State::Stopping);
+        self.teardown();
+        if reboot {
+            tracing::info!("container rebooted: starting it again");
+            self.record.init_pid = None;
+            self.record.init_start = None;
+            self.set_state(State::Starting);
+            if let Err(msg) = self.start_container() {
+                return Some(self.abort(msg));
+            }
+            return None;
+        }
+        self.set_state(State::Stopped);
+        self.finish();
+        Some(0)
+    }
+}
+
+fn describe(st: nix::sys::wait::WaitStatus) -> String {
+    use nix::sys::wait::WaitStatus;
+    match st {
+        WaitStatus::Exited(_, c) => format!("exit status {c}"),
+        WaitStatus::Signaled(_, s, _) => format!("killed by {s}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn bind_command_socket(spec: &StartSpec) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let name = paths::socket_name(&spec.lxcpath, &spec.name);
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| format!("command socket: {e}"))?;
+    let addr = UnixAddr::new_abstract(&name).map_err(|e| format!("command socket name: {e}"))?;
+    match bind(fd.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EADDRINUSE) => {
+            return Err(format!("container {:?} is already running", spec.name));
+        }
+        Err(e) => {
+            return Err(format!("bind @{}: {e}", String::from_utf8_lossy(&name)));
+        }
+    }
+    listen(&fd, Backlog::new(128).expect("valid backlog")).map_err(|e| format!("listen: {e}"))?;
+    Ok(fd)
+}
+
+fn open_pty() -> Result<Pty, String> {
+    let r = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
+    for fd in [r.master.as_raw_fd(), r.slave.as_raw_fd()] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(Pty {
+        master: r.master,
+        slave: r.slave,
+        held_by: None,
+    })
+}
+
+fn peer_allowed(fd: RawFd) -> bool {
+    // SAFETY: ucred is plain data; getsockopt writes at most len bytes into it.
+    unsafe {
+        let mut cred: libc::ucred = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        if libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        ) != 0
+        {
+            return false;
+        }
+        cred.uid == 0 || cred.uid == libc::geteuid()
+    }
+}
+
+/// pidfd_send_signal; true on success.
+fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: i32) -> bool {
+    // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo, no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+fn kill_pid(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
 }

@@ -1,0 +1,219 @@
+//! Freezing and thawing: write the request, confirm it with a short bounded poll, and thaw back
+//! when a freeze does not complete. Never LXC's one-second sleep between checks.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Default deadline for a freeze or thaw to be confirmed.
+pub const DEFAULT_FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First poll interval; it doubles up to [`MAX_POLL_STEP`].
+const FIRST_POLL_STEP: Duration = Duration::from_millis(1);
+const MAX_POLL_STEP: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezerState {
+    Thawed,
+    /// Freeze requested, not every task is frozen yet.
+    Freezing,
+    Frozen,
+}
+
+impl fmt::Display for FreezerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FreezerState::Thawed => "THAWED",
+            FreezerState::Freezing => "FREEZING",
+            FreezerState::Frozen => "FROZEN",
+        })
+    }
+}
+
+/// The kernel freezer interface of one cgroup (v1 `freezer.state`, v2 `cgroup.freeze` +
+/// `cgroup.events`). Implementors provide the two primitives; `freeze`/`thaw` are the
+/// confirmed operations built on them.
+pub trait Freezer {
+    /// The file the state is read from (for messages).
+    fn freezer_path(&self) -> PathBuf;
+    /// Current state as the kernel reports it.
+    fn freezer_state(&self) -> Result<FreezerState>;
+    /// Ask the kernel to freeze (`true`) or thaw (`false`); does not wait.
+    fn request_freeze(&self, frozen: bool) -> Result<()>;
+
+    /// Freeze and wait until the kernel reports `Frozen`. Already frozen: no-op success. When
+    /// the deadline passes, thaw back and fail.
+    fn freeze(&self, timeout: Duration) -> Result<()> {
+        if self.freezer_state()? == FreezerState::Frozen {
+            tracing::debug!(path = %self.freezer_path().display(), "already frozen");
+            return Ok(());
+        }
+        self.request_freeze(true)?;
+        let start = Instant::now();
+        match poll_state(|| self.freezer_state(), FreezerState::Frozen, timeout) {
+            Ok(()) => {
+                tracing::debug!(path = %self.freezer_path().display(), took = ?start.elapsed(), "frozen");
+                Ok(())
+            }
+            Err(PollError::Timeout(state)) => {
+                tracing::warn!(path = %self.freezer_path().display(), %state, "freeze did not complete, thawing back");
+                if let Err(e) = self.request_freeze(false) {
+                    tracing::warn!(error = %e, "thawing back after a failed freeze");
+                }
+                Err(Error::FreezeTimeout {
+                    path: self.freezer_path(),
+                    state,
+                    waited: start.elapsed(),
+                })
+            }
+            Err(PollError::Read(e)) => {
+                let _ = self.request_freeze(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Thaw and wait until the kernel reports `Thawed`. Only acts when frozen or freezing.
+    fn thaw(&self, timeout: Duration) -> Result<()> {
+        if self.freezer_state()? == FreezerState::Thawed {
+            return Ok(());
+        }
+        self.request_freeze(false)?;
+        let start = Instant::now();
+        match poll_state(|| self.freezer_state(), FreezerState::Thawed, timeout) {
+            Ok(()) => Ok(()),
+            Err(PollError::Timeout(state)) => Err(Error::ThawTimeout {
+                path: self.freezer_path(),
+                state,
+                waited: start.elapsed(),
+            }),
+            Err(PollError::Read(e)) => Err(e),
+        }
+    }
+}
+
+enum PollError {
+    Timeout(FreezerState),
+    Read(Error),
+}
+
+/// Re-read the state until it is `target`: first after 1 ms, then doubling steps capped at
+/// 10 ms, until `timeout` has passed (one last read at the deadline).
+fn poll_state(
+    mut read: impl FnMut() -> Result<FreezerState>,
+    target: FreezerState,
+    timeout: Duration,
+) -> std::result::Result<(), PollError> {
+    let deadline = Instant::now() + timeout;
+    let mut step = FIRST_POLL_STEP;
+    loop {
+        let state = read().map_err(PollError::Read)?;
+        if state == target {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(PollError::Timeout(state));
+        }
+        std::thread::sleep(step.min(deadline - now));
+        step = (step * 2).min(MAX_POLL_STEP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// A simulated kernel freezer: a freeze request passes through FREEZING for `lag` reads
+    /// (or forever when `stuck`), as a v1 freezer.state does while tasks are being frozen.
+    struct FakeFreezer {
+        state: Cell<FreezerState>,
+        lag: Cell<u32>,
+        stuck: bool,
+        writes: RefCell<Vec<bool>>,
+    }
+
+    impl FakeFreezer {
+        fn new(state: FreezerState, lag: u32, stuck: bool) -> Self {
+            FakeFreezer {
+                state: Cell::new(state),
+                lag: Cell::new(lag),
+                stuck,
+                writes: RefCell::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Freezer for FakeFreezer {
+        fn freezer_path(&self) -> PathBuf {
+            PathBuf::from("/fake/freezer.state")
+        }
+        fn freezer_state(&self) -> Result<FreezerState> {
+            if self.state.get() == FreezerState::Freezing && !self.stuck {
+                if self.lag.get() == 0 {
+                    self.state.set(FreezerState::Frozen);
+                } else {
+                    self.lag.set(self.lag.get() - 1);
+                }
+            }
+            Ok(self.state.get())
+        }
+        fn request_freeze(&self, frozen: bool) -> Result<()> {
+            self.writes.borrow_mut().push(frozen);
+            self.state.set(if frozen {
+                FreezerState::Freezing
+            } else {
+                FreezerState::Thawed
+            });
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn freeze_passes_through_freezing() {
+        let f = FakeFreezer::new(FreezerState::Thawed, 3, false);
+        f.freeze(Duration::from_secs(2)).unwrap();
+        assert_eq!(f.freezer_state().unwrap(), FreezerState::Frozen);
+        assert_eq!(*f.writes.borrow(), vec![true]);
+    }
+
+    #[test]
+    fn freezing_twice_is_a_noop() {
+        let f = FakeFreezer::new(FreezerState::Frozen, 0, false);
+        f.freeze(Duration::from_secs(2)).unwrap();
+        assert!(f.writes.borrow().is_empty());
+    }
+
+    #[test]
+    fn stuck_freeze_thaws_back_and_fails() {
+        let f = FakeFreezer::new(FreezerState::Thawed, 0, true);
+        let e = f.freeze(Duration::from_millis(30)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::FreezeTimeout {
+                    state: FreezerState::Freezing,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("/fake/freezer.state"), "{e}");
+        assert_eq!(*f.writes.borrow(), vec![true, false]);
+        assert_eq!(f.state.get(), FreezerState::Thawed);
+    }
+
+    #[test]
+    fn thaw_only_acts_when_frozen_or_freezing() {
+        let f = FakeFreezer::new(FreezerState::Thawed, 0, false);
+        f.thaw(Duration::from_secs(1)).unwrap();
+        assert!(f.writes.borrow().is_empty());
+        let f = FakeFreezer::new(FreezerState::Freezing, 0, true);
+        f.thaw(Duration::from_secs(1)).unwrap();
+        assert_eq!(*f.writes.borrow(), vec![false]);
+        assert_eq!(f.state.get(), FreezerState::Thawed);
+    }
+}

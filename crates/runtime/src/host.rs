@@ -1,0 +1,193 @@
+//! The host-side seam of a start: what the monitor does on the host for a container between
+//! cloning its init and letting it run (cgroup placement, limits and device rules; host side of
+//! the network), and how it is undone.
+//!
+//! The monitor calls [`HostSetup::prepare`] after the clone and BEFORE writing the sync byte
+//! that lets the child continue, so the child unshares its cgroup namespace inside its cgroup
+//! and finds its network interfaces in place. Everything created is recorded as a
+//! [`CleanupItem`]; the list is persisted in the state record, so if the monitor is killed the
+//! next command runs [`HostSetup::teardown`] over it.
+
+use crate::spec::StartSpec;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// One thing the host side created, to be undone at stop (or after a monitor crash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CleanupItem {
+    /// A cgroup directory (v1 controller dir or v2 dir) to remove once empty.
+    Cgroup { path: PathBuf },
+    /// A host network link (e.g. a veth peer) to delete, by name.
+    Link { name: String },
+    /// A host mount point to unmount (lazily).
+    Mount { path: PathBuf },
+    /// A host file to remove.
+    File { path: PathBuf },
+    /// Anything else a backend records; only that backend's teardown understands it.
+    Other { backend: String, data: serde_json::Value },
+}
+
+/// Errors of the host-side setup and teardown.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op}: {message}")]
+    Other { op: &'static str, message: String },
+}
+
+/// Host-side setup and teardown, behind a trait so the cgroup and network backends slot in and
+/// the monitor's sequencing can be tested with a recording fake.
+pub trait HostSetup {
+    /// Set up the host side for `child_pid` (cloned, blocked on the sync pipe). Push every
+    /// created object onto `created` as soon as it exists: on error the monitor tears down what
+    /// is there.
+    fn prepare(
+        &mut self,
+        spec: &StartSpec,
+        child_pid: i32,
+        created: &mut Vec<CleanupItem>,
+    ) -> Result<(), HostError>;
+
+    /// Undo `items` in reverse order, collecting every error instead of stopping at the first.
+    /// Called with the container's processes gone (or about to be: cgroups are retried).
+    fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError>;
+}
+
+/// What exists today: nothing to prepare; generic teardown of mounts, files and cgroup
+/// directories. The lead wires the cgroup and network crates in here.
+#[derive(Debug, Default)]
+pub struct DefaultHostSetup;
+
+impl HostSetup for DefaultHostSetup {
+    fn prepare(
+        &mut self,
+        _spec: &StartSpec,
+        _child_pid: i32,
+        _created: &mut Vec<CleanupItem>,
+    ) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError> {
+        let mut errors = Vec::new();
+        for item in items.iter().rev() {
+            if let Err(e) = teardown_generic(item) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+/// The host setup the monitor and the leftover cleanup use.
+pub fn default_host_setup() -> Box<dyn HostSetup> {
+    Box::new(DefaultHostSetup)
+}
+
+/// Undo one item of the generic kinds; `Link`/`Other` need a backend and are reported.
+pub fn teardown_generic(item: &CleanupItem) -> Result<(), HostError> {
+    match item {
+        CleanupItem::Mount { path } => {
+            match nix::mount::umount2(path.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+                Err(e) => Err(HostError::Io {
+                    op: "unmount",
+                    path: path.clone(),
+                    source: e.into(),
+                }),
+            }
+        }
+        CleanupItem::File { path } => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(HostError::Io {
+                op: "remove",
+                path: path.clone(),
+                source: e,
+            }),
+        },
+        CleanupItem::Cgroup { path } => remove_cgroup_dir(path),
+        CleanupItem::Link { name } => Err(HostError::Other {
+            op: "delete link",
+            message: format!("no network backend wired to delete {name:?}"),
+        }),
+        CleanupItem::Other { backend, .. } => Err(HostError::Other {
+            op: "teardown",
+            message: format!("no {backend:?} backend wired"),
+        }),
+    }
+}
+
+/// rmdir a cgroup (children first), retrying briefly while its processes finish dying
+/// (EBUSY). Bounded: about one second.
+fn remove_cgroup_dir(path: &std::path::Path) -> Result<(), HostError> {
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_dir(&e.path())?;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut step = Duration::from_millis(2);
+    loop {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(step);
+                step = (step * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(HostError::Io {
+                    op: "remove cgroup",
+                    path: path.to_path_buf(),
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_items_serialise_tagged() {
+        let items = vec![
+            CleanupItem::Cgroup { path: "/sys/fs/cgroup/lxrs.payload.c1".into() },
+            CleanupItem::Link { name: "vethXYZ".into() },
+        ];
+        let s = serde_json::to_string(&items).unwrap();
+        assert!(s.contains(r#""kind":"cgroup""#), "{s}");
+        let back: Vec<CleanupItem> = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, items);
+    }
+
+    #[test]
+    fn default_teardown_removes_files_and_dirs_collecting_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let d = dir.path().join("cg/sub");
+        std::fs::create_dir_all(&d).unwrap();
+        let items = vec![
+            CleanupItem::File { path: f.clone() },
+            CleanupItem::Link { name: "veth0".into() },
+            CleanupItem::Cgroup { path: dir.path().join("cg") },
+        ];
+        let errs = DefaultHostSetup.teardown(&items);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(!f.exists());
+        assert!(!dir.path().join("cg").exists());
+    }
+}

@@ -1,0 +1,245 @@
+//! `cargo xtask bench`: the hot paths, measured over repeated runs, side by side with LXC where
+//! it is installed. Each figure is the median with its spread (p10–p90, min–max); the ratio is
+//! lxrs's median over LXC's.
+//!
+//! Everything runs in throw-away lxcpaths under /tmp, with containers that have no network
+//! (`lxc.net.0.type = empty`) unless a row says otherwise.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+struct Stats {
+    median: f64,
+    p10: f64,
+    p90: f64,
+    p99: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Stats { median: q(0.5), p10: q(0.1), p90: q(0.9), p99: q(0.99), min: v[0], max: v[v.len() - 1], n: v.len() }
+}
+
+struct Row {
+    what: String,
+    lxrs: Stats,
+    lxc: Option<Stats>,
+    unit: &'static str,
+}
+
+fn fmt(s: &Stats, unit: &str) -> String {
+    format!(
+        "{:>8.2} {unit} (p10 {:.2}, p90 {:.2}, p99 {:.2}, min {:.2}, max {:.2}, n={})",
+        s.median, s.p10, s.p90, s.p99, s.min, s.max, s.n
+    )
+}
+
+fn print(rows: &[Row]) {
+    println!("\n{:<44} {:<78} {:<24} ratio", "operation", "lxrs median (spread)", "LXC median");
+    println!("{}", "-".repeat(156));
+    for r in rows {
+        let lxc = r.lxc.as_ref().map(|s| format!("{:.2} {} (p90 {:.2})", s.median, r.unit, s.p90)).unwrap_or_else(|| "-".into());
+        let ratio = r.lxc.as_ref().map(|s| format!("{:.2}", r.lxrs.median / s.median)).unwrap_or_else(|| "-".into());
+        println!("{:<44} {:<78} {:<24} {}", r.what, fmt(&r.lxrs, r.unit), lxc, ratio);
+    }
+}
+
+fn time_ms(cmd: &mut Command) -> Result<f64> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let t = Instant::now();
+    let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(ms)
+}
+
+fn quiet(cmd: &mut Command) -> Result<()> {
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("spawning {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// One tool under test: lxrs or LXC, with its own lxcpath.
+struct Tool {
+    lxc: bool,
+    bin: PathBuf,
+    lxcpath: PathBuf,
+    config: PathBuf,
+}
+
+impl Tool {
+    fn cmd(&self, sub: &str, name: &str) -> Command {
+        let mut c = if self.lxc {
+            Command::new(format!("lxc-{sub}"))
+        } else {
+            let mut c = Command::new(&self.bin);
+            c.arg(sub);
+            c
+        };
+        c.arg("-P").arg(&self.lxcpath).arg("-n").arg(name);
+        c
+    }
+    fn create(&self, name: &str) -> Command {
+        let mut c = self.cmd("create", name);
+        c.args(["-t", "busybox", "-f"]).arg(&self.config);
+        c
+    }
+    fn start(&self, name: &str) -> Command {
+        let mut c = self.cmd("start", name);
+        c.arg("-d");
+        c
+    }
+    fn stop_kill(&self, name: &str) -> Command {
+        let mut c = self.cmd("stop", name);
+        c.arg("-k");
+        c
+    }
+    fn destroy(&self, name: &str) -> Command {
+        let mut c = self.cmd("destroy", name);
+        c.arg("-f");
+        c
+    }
+    fn ls_fancy(&self) -> Command {
+        let mut c = if self.lxc { Command::new("lxc-ls") } else {
+            let mut c = Command::new(&self.bin);
+            c.arg("ls");
+            c
+        };
+        c.arg("-P").arg(&self.lxcpath).arg("--fancy");
+        c
+    }
+    fn monitor_pid(&self, name: &str) -> Option<i32> {
+        let title = if self.lxc { format!("[lxc monitor] {} {}", self.lxcpath.display(), name) } else {
+            format!("[lxrs monitor] {} {}", self.lxcpath.display(), name)
+        };
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let s = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if s.trim_end() == title {
+                return Some(pid);
+            }
+        }
+        None
+    }
+    fn cleanup(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.lxcpath) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let _ = quiet(&mut self.destroy(&n));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.lxcpath);
+    }
+}
+
+fn smaps_kib(pid: i32, key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+}
+
+fn have_lxc() -> bool {
+    Command::new("lxc-create").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let reps: usize = args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(30);
+    crate::run(Command::new(env!("CARGO")).current_dir(crate::root()).args(["build", "--release", "-p", "lxrs-cli"]))?;
+    crate::run(Command::new(env!("CARGO")).current_dir(crate::root()).args(["bench", "-p", "lxrs-config", "--bench", "parse", "--", "--noplot"]))
+        .unwrap_or_else(|e| eprintln!("xtask: config parse bench: {e}"));
+    let bin = crate::root().join("target/release/lxrs");
+    let base = PathBuf::from(format!("/tmp/lxrs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    let config = base.join("nonet.conf");
+    std::fs::write(&config, "lxc.net.0.type = empty\n")?;
+    let mut tools = vec![Tool { lxc: false, bin: bin.clone(), lxcpath: base.join("lxrs"), config: config.clone() }];
+    if have_lxc() {
+        tools.push(Tool { lxc: true, bin: bin.clone(), lxcpath: base.join("lxc"), config: config.clone() });
+    } else {
+        eprintln!("xtask: LXC is not installed (apt-get install lxc): lxrs figures only");
+    }
+    let result = bench_all(&tools, reps);
+    for t in &tools {
+        t.cleanup();
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    let rows = result?;
+    print(&rows);
+    Ok(())
+}
+
+fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
+    let mut per_tool: Vec<Vec<(String, Stats, &'static str)>> = Vec::new();
+    for t in tools {
+        let mut rows = Vec::new();
+        let who = if t.lxc { "lxc" } else { "lxrs" };
+        eprintln!("xtask: benchmarking {who}");
+        // create busybox
+        let mut v = Vec::new();
+        for i in 0..reps.min(20) {
+            let n = format!("bc{i}");
+            v.push(time_ms(&mut t.create(&n))?);
+            quiet(&mut t.destroy(&n))?;
+        }
+        rows.push(("create -t busybox".to_string(), stats(v), "ms"));
+        // start -d / stop -k, no network
+        quiet(&mut t.create("b1"))?;
+        let (mut vs, mut vk) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            vs.push(time_ms(&mut t.start("b1"))?);
+            vk.push(time_ms(&mut t.stop_kill("b1"))?);
+        }
+        rows.push(("start -d (no network)".to_string(), stats(vs), "ms"));
+        rows.push(("stop -k (no network)".to_string(), stats(vk), "ms"));
+        // monitor memory
+        quiet(&mut t.start("b1"))?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if let Some(pid) = t.monitor_pid("b1") {
+            if let (Some(rss), Some(pss)) = (smaps_kib(pid, "Rss:"), smaps_kib(pid, "Pss:")) {
+                rows.push(("monitor RSS".to_string(), stats(vec![rss / 1024.0]), "MiB"));
+                rows.push(("monitor PSS".to_string(), stats(vec![pss / 1024.0]), "MiB"));
+            }
+        } else {
+            eprintln!("xtask: {who}: monitor process of b1 not found");
+        }
+        quiet(&mut t.stop_kill("b1"))?;
+        // ls --fancy with 1, 20 and 100 defined containers, 20 running at 100
+        let mut defined = 1;
+        for target in [1usize, 20, 100] {
+            while defined < target {
+                quiet(&mut t.create(&format!("l{defined}")))?;
+                defined += 1;
+            }
+            let running: Vec<String> = if target == 100 { (1..=20).map(|i| format!("l{i}")).collect() } else { vec![] };
+            for n in &running {
+                quiet(&mut t.start(n))?;
+            }
+            let v = (0..reps).map(|_| time_ms(&mut t.ls_fancy())).collect::<Result<Vec<_>>>()?;
+            rows.push((format!("ls --fancy ({target} defined, {} running)", running.len()), stats(v), "ms"));
+            for n in &running {
+                quiet(&mut t.stop_kill(n))?;
+            }
+        }
+        per_tool.push(rows);
+    }
+    let mut out = Vec::new();
+    let lxrs = per_tool.remove(0);
+    let lxc = if per_tool.is_empty() { None } else { Some(per_tool.remove(0)) };
+    let mut lxc_iter = lxc.map(|v| v.into_iter().collect::<Vec<_>>());
+    for (what, s, unit) in lxrs {
+        let other = lxc_iter.as_mut().and_then(|v| v.iter().position(|(w, _, _)| *w == what).map(|i| v.remove(i).1));
+        out.push(Row { what, lxrs: s, lxc: other, unit });
+    }
+    Ok(out)
+}
+
