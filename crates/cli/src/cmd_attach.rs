@@ -44,7 +44,8 @@ pub struct Args {
     /// With --clear-env, keep this variable (repeatable).
     #[arg(long = "keep-var", value_name = "VAR")]
     pub keep_var: Vec<String>,
-    /// Set VAR=VALUE in the command's environment, after everything else (repeatable).
+    /// Set VAR=VALUE in the command's environment, after everything else (repeatable; a bare
+    /// VAR copies the caller's value).
     #[arg(short = 'v', long = "set-var", value_name = "VAR=VALUE")]
     pub set_var: Vec<OsString>,
     /// Run as this uid inside the container (default 0).

@@ -63,7 +63,10 @@ fn config_path(g: &crate::globals::Globals, name: &str) -> anyhow::Result<PathBu
     }
     let p = g.lxcpath().join(name).join("config");
     if !p.exists() {
-        bail!("container `{name}` does not exist ({} not found)", p.display());
+        bail!(
+            "container `{name}` does not exist ({} not found)",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -87,7 +90,14 @@ pub fn run(a: Args, g: &crate::globals::Globals) -> anyhow::Result<i32> {
                 if keys::is_hwaddr_key(&key) {
                     value = lxrs_config::expand_hwaddr(&value);
                 }
-                if keys::is_list_key(&lxrs_config::canonical_key(&key)) && !value.is_empty() {
+                // List keys get a new line (as LXC's set_config_item); cgroup limits other than
+                // device rules replace the last line, which is what a user setting a limit means.
+                let canon = lxrs_config::canonical_key(&key);
+                let is_cgroup_limit = (canon.starts_with("lxc.cgroup.")
+                    || canon.starts_with("lxc.cgroup2."))
+                    && !canon.ends_with(".devices.allow")
+                    && !canon.ends_with(".devices.deny");
+                if keys::is_list_key(&canon) && !is_cgroup_limit && !value.is_empty() {
                     doc.append(&key, &value)?;
                 } else {
                     doc.set(&key, &value)?;
@@ -154,7 +164,11 @@ fn resolve_key(key: &str) -> anyhow::Result<()> {
 }
 
 /// Load, edit, validate the result (with includes), then save atomically.
-fn edit(path: &Path, key: &str, f: impl FnOnce(&mut Document) -> Result<(), lxrs_config::ConfigError>) -> anyhow::Result<()> {
+fn edit(
+    path: &Path,
+    key: &str,
+    f: impl FnOnce(&mut Document) -> Result<(), lxrs_config::ConfigError>,
+) -> anyhow::Result<()> {
     resolve_key(key)?;
     let mut doc = Document::load(path)?;
     f(&mut doc)?;

@@ -110,12 +110,13 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if self.pid > 0 {
-            // SAFETY: kill(2) with a pid we spawned (indirectly) and a valid signal.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+        if self.pid > 0 {
+            // SAFETY: kill(2) of the target's pid 1 (reparented to a host subreaper or init,
+            // which reaps it) with a valid signal.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
         if let Some(cg) = &self.cgroup {
             for _ in 0..200 {
                 if std::fs::remove_dir(cg).is_ok() {
@@ -194,7 +195,9 @@ fn missing_target_fails_with_a_clear_message() {
 fn script_on_stdin_runs_in_the_login_shell() {
     let t = Target::start(TargetOpts::default());
     let mut c = t.attach();
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     child
         .stdin
@@ -305,12 +308,22 @@ fn capbnd(status: &str) -> u64 {
 fn cgroup_and_bounding_set_follow_the_target_unless_elevated() {
     const SYS_TIME: u64 = 1 << 25;
     let ours = capbnd(&std::fs::read_to_string("/proc/self/status").unwrap());
-    assert!(ours & SYS_TIME != 0, "the test needs CAP_SYS_TIME in our bounding set");
+    assert!(
+        ours & SYS_TIME != 0,
+        "the test needs CAP_SYS_TIME in our bounding set"
+    );
     let t = Target::start(TargetOpts {
         drop_sys_time: true,
         cgroup: true,
     });
-    let cg_name = t.cgroup.as_ref().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let cg_name = t
+        .cgroup
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let pids_line = |o: &Output| -> String {
         stdout(o)
             .lines()
@@ -323,10 +336,17 @@ fn cgroup_and_bounding_set_follow_the_target_unless_elevated() {
     c.args(["--", "sh", "-c", script]);
     let o = run(c);
     check_ok(&o);
-    assert!(pids_line(&o).ends_with(&format!("/{cg_name}")), "{}", stdout(&o));
+    assert!(
+        pids_line(&o).ends_with(&format!("/{cg_name}")),
+        "{}",
+        stdout(&o)
+    );
     let bnd = capbnd(&stdout(&o));
     assert_eq!(bnd & SYS_TIME, 0, "bounding set not reduced: {bnd:x}");
-    assert_eq!(bnd, capbnd(&std::fs::read_to_string(format!("/proc/{}/status", t.pid)).unwrap()));
+    assert_eq!(
+        bnd,
+        capbnd(&std::fs::read_to_string(format!("/proc/{}/status", t.pid)).unwrap())
+    );
 
     for e in ["-e", "--elevated-privileges=CGROUP|CAP"] {
         let mut c = t.attach();
@@ -340,7 +360,11 @@ fn cgroup_and_bounding_set_follow_the_target_unless_elevated() {
     let mut c = t.attach();
     c.args(["-e=CAP", "--", "sh", "-c", script]);
     let o = run(c);
-    assert!(pids_line(&o).ends_with(&format!("/{cg_name}")), "{}", stdout(&o));
+    assert!(
+        pids_line(&o).ends_with(&format!("/{cg_name}")),
+        "{}",
+        stdout(&o)
+    );
     assert_ne!(capbnd(&stdout(&o)) & SYS_TIME, 0);
 }
 
@@ -349,7 +373,9 @@ fn environment_rules_and_ids() {
     let t = Target::start(TargetOpts::default());
     let env_of = |args: &[&str]| -> Vec<String> {
         let mut c = t.attach();
-        c.env("KEEPME", "yes").env("DROPME", "no").env("PATH", "/usr/bin:/bin");
+        c.env("KEEPME", "yes")
+            .env("DROPME", "no")
+            .env("PATH", "/usr/bin:/bin");
         c.args(args).args(["--", "env"]);
         let o = run(c);
         check_ok(&o);
@@ -373,7 +399,16 @@ fn environment_rules_and_ids() {
         "{cleared:?}"
     );
     let mut c = t.attach();
-    c.args(["-u", "1234", "-g", "4321", "--", "sh", "-c", "id -u; id -g; id -G"]);
+    c.args([
+        "-u",
+        "1234",
+        "-g",
+        "4321",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]);
     let o = run(c);
     check_ok(&o);
     assert_eq!(stdout(&o), "1234\n4321\n4321\n");
@@ -444,7 +479,10 @@ fn on_pty(t: &Target, args: &[&str], input: &[u8], rows: u16, cols: u16) -> (i32
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("attach on a pty did not finish: {}", String::from_utf8_lossy(&out));
+            panic!(
+                "attach on a pty did not finish: {}",
+                String::from_utf8_lossy(&out)
+            );
         }
     };
     // Whatever is still buffered.
@@ -463,7 +501,10 @@ fn on_pty(t: &Target, args: &[&str], input: &[u8], rows: u16, cols: u16) -> (i32
             _ => break,
         }
     }
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&out).into_owned())
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out).into_owned(),
+    )
 }
 
 #[test]
@@ -480,7 +521,10 @@ fn interactive_shell_through_a_pty() {
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\n42\r\n") || out.contains("42\r\n"), "{out:?}");
+    assert!(
+        out.contains("\n42\r\n") || out.contains("42\r\n"),
+        "{out:?}"
+    );
     assert!(logged.contains("42"), "pty log: {logged:?}");
 }
 

@@ -23,11 +23,10 @@ fn foreground_start_shows_boot_and_detaches() {
     assert!(text(&p.seen).contains("detached; container fg still running"), "{}", text(&p.seen));
     assert_eq!(env.state("fg"), State::Running);
 
-    // `console -t 0` gets the ring buffer replayed, the banner, and a working shell.
+    // `console -t 0`: the banner and the same shell.
     let mut c = PtyChild::spawn(env.cmd(&["console", "-n", "fg", "-t", "0"]));
     c.expect("Connected to tty 0", 10);
     c.expect("Type <Ctrl+a q> to exit the console, <Ctrl+a Ctrl+a> to enter Ctrl+a itself", 10);
-    c.expect("fg-boot-marker", 10);
     // A second client on the same tty is refused while the first holds it.
     let busy = env.run(&["console", "-n", "fg", "-t", "0"]);
     assert_eq!(busy.status.code(), Some(1));
@@ -55,20 +54,35 @@ fn foreground_start_returns_when_the_container_stops() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("short-lived-output"), "stdout: {}", text(&out.stdout));
     assert_eq!(env.state("fx"), State::Stopped);
-    assert!(env.monitors("fx").is_empty());
+    let m = env.monitors("fx");
+    assert!(m.is_empty(), "monitor left: {:?}", m.iter().map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default()).collect::<Vec<_>>());
 }
 
 #[test]
 fn console_ttys_and_errors() {
     let env = Env::new();
     // Not running: exit 1.
-    env.container("tt", "::sysinit:/bin/echo up\ntty1::respawn:/bin/sh\ntty2::respawn:/bin/sh\n", &["/sbin/init"]);
+    env.container("tt", "::sysinit:/bin/echo tt-boot-marker\ntty1::respawn:/bin/sh\ntty2::respawn:/bin/sh\n", &["/sbin/init"]);
     let out = env.run(&["console", "-n", "tt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not running"));
 
+    // The console also goes to lxc.console.logfile.
     let spec = env.lxcpath.join("tt/spec.json");
+    let log = env.dir.path().join("tt-console.log");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+    v["console"]["logfile"] = serde_json::json!(log);
+    std::fs::write(&spec, serde_json::to_vec(&v).unwrap()).unwrap();
     assert!(env.run(&["start", "-n", "tt", "-d", "--spec-json", spec.to_str().unwrap()]).status.success());
+    // Nobody was attached at boot: `-t 0` replays the console ring buffer.
+    env.wait_for("boot output in the console log", 10, || {
+        std::fs::read_to_string(&log).map(|l| l.contains("tt-boot-marker")).unwrap_or(false)
+    });
+    let mut c0 = PtyChild::spawn(env.cmd(&["console", "-n", "tt", "-t", "0"]));
+    c0.expect("Connected to tty 0", 10);
+    c0.expect("tt-boot-marker", 10);
+    c0.send(b"\x01q");
+    assert_eq!(c0.wait(10), 0);
     // No -t: first free tty (1), then 2, then none left.
     let mut t1 = PtyChild::spawn(env.cmd(&["console", "-n", "tt"]));
     t1.expect("Connected to tty 1", 10);

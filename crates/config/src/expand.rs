@@ -6,7 +6,7 @@
 use crate::document::{Document, LineKind};
 use crate::error::{ConfigError, Source, Warning};
 use crate::keys::{self, KeyRef, NicRef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +56,10 @@ struct Expander {
     nics: BTreeMap<u32, Option<String>>,
     legacy_last: Option<u32>,
     stack: Vec<PathBuf>,
+    /// Effective entries; `None` = removed by a later clear (compacted at the end).
+    slots: Vec<Option<Entry>>,
+    /// Key -> live slot positions, so clears and "last wins" are not linear scans.
+    by_key: HashMap<String, Vec<usize>>,
 }
 
 /// Expand a parsed document (and, per `opts`, its includes).
@@ -66,10 +70,13 @@ pub fn expand(doc: &Document, opts: ExpandOptions) -> Expanded {
         nics: BTreeMap::new(),
         legacy_last: None,
         stack: Vec::new(),
+        slots: Vec::new(),
+        by_key: HashMap::new(),
     };
     let canon = std::fs::canonicalize(doc.path()).unwrap_or_else(|_| doc.path().to_path_buf());
     x.stack.push(canon);
     x.doc(doc, 0);
+    x.out.entries = x.slots.into_iter().flatten().collect();
     x.out
 }
 
@@ -117,21 +124,45 @@ impl Expander {
     }
 
     fn push(&mut self, key: String, value: &str, raw_key: &str, src: Source) {
-        self.out.entries.push(Entry {
+        self.by_key
+            .entry(key.clone())
+            .or_default()
+            .push(self.slots.len());
+        self.slots.push(Some(Entry {
             key,
             value: value.to_string(),
             raw_key: raw_key.to_string(),
             source: src,
-        });
+        }));
     }
 
+    /// Remove every entry with exactly this key.
+    fn remove_key(&mut self, key: &str) {
+        if let Some(pos) = self.by_key.remove(key) {
+            for i in pos {
+                self.slots[i] = None;
+            }
+        }
+    }
+
+    /// Remove every entry whose key matches (for prefix clears; rare).
     fn remove_where(&mut self, f: impl Fn(&str) -> bool) {
-        self.out.entries.retain(|e| !f(&e.key));
+        let slots = &mut self.slots;
+        self.by_key.retain(|k, pos| {
+            if f(k) {
+                for &i in pos.iter() {
+                    slots[i] = None;
+                }
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Scalar: last wins (previous removed); empty value unsets.
     fn scalar(&mut self, key: String, value: &str, raw: &str, src: Source) {
-        self.remove_where(|k| k == key);
+        self.remove_key(&key);
         if !value.is_empty() {
             self.push(key, value, raw, src);
         }
@@ -140,7 +171,7 @@ impl Expander {
     /// List: empty value clears, else append.
     fn list(&mut self, key: String, value: &str, raw: &str, src: Source) {
         if value.is_empty() {
-            self.remove_where(|k| k == key);
+            self.remove_key(&key);
         } else {
             self.push(key, value, raw, src);
         }
@@ -148,9 +179,10 @@ impl Expander {
 
     /// Keyed (prlimit/sysctl/proc): empty clears that key, else replace in place or append.
     fn keyed(&mut self, key: String, value: &str, raw: &str, src: Source) {
+        let existing = self.by_key.get(&key).and_then(|p| p.first().copied());
         if value.is_empty() {
-            self.remove_where(|k| k == key);
-        } else if let Some(e) = self.out.entries.iter_mut().find(|e| e.key == key) {
+            self.remove_key(&key);
+        } else if let Some(e) = existing.and_then(|i| self.slots[i].as_mut()) {
             e.value = value.to_string();
             e.raw_key = raw.to_string();
             e.source = src;
@@ -251,7 +283,7 @@ impl Expander {
             KeyRef::Cgroup { v2, sub } => {
                 let key = format!("{}.{sub}", if v2 { "lxc.cgroup2" } else { "lxc.cgroup" });
                 if value.is_empty() {
-                    self.remove_where(|k| k == key);
+                    self.remove_key(&key);
                 } else {
                     self.push(key, value, raw, src);
                 }

@@ -927,7 +927,10 @@ impl ContainerConfig {
     /// for list keys. For messages about settings without a per-item `Source`.
     pub fn source_of(&self, key: &str) -> Option<&Source> {
         let canon = canonical_key(key);
-        self.entries.iter().rfind(|e| e.key == canon).map(|e| &e.source)
+        self.entries
+            .iter()
+            .rfind(|e| e.key == canon)
+            .map(|e| &e.source)
     }
 
     /// The `lxc.mount.fstab` file's entries (path relative to the config's directory).

@@ -1,6 +1,7 @@
 //! lxrs-runtime: the container lifecycle (the liblxc of lxrs).
 
 pub mod attach;
+pub mod cgroups;
 pub mod child;
 pub mod console;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod host;
 pub mod lifecycle;
 pub mod lock;
 pub mod monitor;
+pub mod network;
 pub mod paths;
 pub mod proto;
 pub mod record;

@@ -371,9 +371,17 @@ fn spawn_monitor(spec: &StartSpec, opts: &StartOptions) -> Result<Conn, Lifecycl
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (fcntl, setsid, fork, _exit); it allocates nothing.
+    // async-signal-safe calls (close_range, fcntl, setsid, fork, _exit); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // Nothing the starter inherited (a caller's pty, a jobserver pipe, ...) may leak
+            // into the long-lived monitor: mark everything close-on-exec but our socket.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             if libc::fcntl(their_fd, libc::F_SETFD, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

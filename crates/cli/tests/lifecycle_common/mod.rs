@@ -37,7 +37,10 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         require_root();
-        let dir = tempfile::Builder::new().prefix("lxrs-lc-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("lxrs-lc-")
+            .tempdir()
+            .unwrap();
         let lxcpath = dir.path().join("lxc");
         let rundir = dir.path().join("run");
         std::fs::create_dir_all(&lxcpath).unwrap();
@@ -51,7 +54,10 @@ impl Env {
     /// `lxrs -P <lxcpath> ARGS` with the run directory of this env.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lxrs"));
-        c.arg("-P").arg(&self.lxcpath).args(args).env("LXRS_RUNDIR", &self.rundir);
+        c.arg("-P")
+            .arg(&self.lxcpath)
+            .args(args)
+            .env("LXRS_RUNDIR", &self.rundir);
         c
     }
 
@@ -72,7 +78,9 @@ impl Env {
     /// spec path (for `start --spec-json`).
     pub fn container(&self, name: &str, inittab: &str, argv: &[&str]) -> PathBuf {
         let root = self.rootfs(name);
-        for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/log"] {
+        for d in [
+            "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/log",
+        ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
@@ -137,7 +145,10 @@ impl Drop for Env {
     fn drop(&mut self) {
         // Killing a monitor kills its container (init has PDEATHSIG); then the records go.
         for pid in self.all_monitors() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.all_monitors().is_empty() && Instant::now() < deadline {
@@ -155,7 +166,9 @@ impl Drop for Env {
 pub fn procs_with_cmdline(pred: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if pred(&c) {
                 out.push(pid);
@@ -260,6 +273,10 @@ pub struct PtyChild {
 impl PtyChild {
     pub fn spawn(mut cmd: Command) -> PtyChild {
         let pty = nix::pty::openpty(None, None).unwrap();
+        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+            // SAFETY: fcntl on descriptors we own; other tests' children must not inherit them.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
         let slave = pty.slave;
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
@@ -289,15 +306,26 @@ impl PtyChild {
         let mut buf = [0u8; 4096];
         while !text(&self.seen).contains(marker) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {marker:?}; output so far:\n{}", text(&self.seen));
-            let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {marker:?}; output so far:\n{}",
+                text(&self.seen)
+            );
+            let mut p = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             let rc = unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) };
             if rc <= 0 {
                 continue;
             }
             match f.read(&mut buf) {
-                Ok(0) | Err(_) => panic!("pty closed before {marker:?}; output:\n{}", text(&self.seen)),
+                Ok(0) | Err(_) => panic!(
+                    "pty closed before {marker:?}; output:\n{}",
+                    text(&self.seen)
+                ),
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
             }
         }
@@ -314,21 +342,29 @@ impl PtyChild {
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 // Collect the rest of the output.
-                while let Ok(n) = nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    self.seen.extend_from_slice(&buf[..n]);
+                loop {
                     let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
                     // SAFETY: one valid pollfd.
                     if unsafe { libc::poll(&mut p, 1, 50) } <= 0 {
                         break;
                     }
+                    match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
+                        Ok(n) if n > 0 => self.seen.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
                 }
                 return st.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "process did not exit; output:\n{}", text(&self.seen));
-            let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit; output:\n{}",
+                text(&self.seen)
+            );
+            let mut p = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             if unsafe { libc::poll(&mut p, 1, 20) } > 0 {
                 if let Ok(n) = nix::unistd::read(self.master.as_raw_fd(), &mut buf) {

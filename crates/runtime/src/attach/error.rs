@@ -3,37 +3,35 @@
 use nix::errno::Errno;
 use std::path::PathBuf;
 
-/// Why an attach failed. Every variant names the container (or the value) and the operation.
+/// Why an attach failed. Every variant names the container (or the value) and the operation;
+/// the message is complete on its own (OS errors are part of it, not a `source()` chain).
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     /// The init process is gone (container stopped, or a stale pid).
     #[error("container {name:?} is not running (process {pid} does not exist)")]
     NotRunning { name: String, pid: i32 },
     /// `/proc/<pid>/ns/<ns>` could not be inspected or opened.
-    #[error("container {name:?}: cannot open {ns} namespace {}: {source}", path.display())]
+    #[error("container {name:?}: cannot open {ns} namespace {}: {cause}", path.display())]
     Namespace {
         name: String,
         ns: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A namespace named with `-s` that the kernel or the target does not have.
-    #[error("container {name:?}: no {ns} namespace to enter ({}): {source}", path.display())]
+    #[error("container {name:?}: no {ns} namespace to enter ({}): {cause}", path.display())]
     NoSuchNamespace {
         name: String,
         ns: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Reading or opening a host file (`/proc/<pid>/cgroup`, a `cgroup.procs`, a log file, ...).
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}: {cause}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A bad option value (`-s`, `-e`, `-a`, `-v`, ...).
     #[error("invalid {what} {value:?}: {reason}")]
@@ -75,11 +73,11 @@ impl AttachError {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         AttachError::Io {
             op,
             path: path.into(),
-            source,
+            cause,
         }
     }
 

@@ -178,6 +178,6 @@ impl AttachSys for LinuxAttachSys {
     }
 
     fn warn(&mut self, msg: &str) {
-        tracing::warn!("{msg}");
+        tracing::info!("{msg}");
     }
 }

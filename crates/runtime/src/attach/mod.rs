@@ -200,7 +200,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
                     name: name.to_string(),
                     ns: ns.proc_name(),
                     path,
-                    source: Errno::ENOENT.into(),
+                    cause: Errno::ENOENT.into(),
                 })
             }
             Err(e) => {
@@ -208,7 +208,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
                     name: name.to_string(),
                     ns: ns.proc_name(),
                     path,
-                    source: e.into(),
+                    cause: e.into(),
                 })
             }
         };
@@ -225,7 +225,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
                     name: name.to_string(),
                     ns: ns.proc_name(),
                     path: path.clone(),
-                    source: e.into(),
+                    cause: e.into(),
                 },
             },
         )?;
@@ -427,9 +427,11 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
     // SAFETY: the process is single-threaded (checked above), so the child may run Rust code;
     // it only runs `run_child` and then execs or `_exit`s.
     let fork = unsafe { nix::unistd::fork() };
-    if let Some(back) = &pid_back {
-        if let Err(e) = nix::sched::setns(back.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
-            tracing::debug!("could not step back into our pid namespace: {e}");
+    if !matches!(fork, Ok(ForkResult::Child)) {
+        if let Some(back) = &pid_back {
+            if let Err(e) = nix::sched::setns(back.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
+                tracing::debug!("could not step back into our pid namespace: {e}");
+            }
         }
     }
     let child = match fork {
@@ -667,10 +669,9 @@ fn proxy(mut p: Proxy<'_>) -> Result<i32, AttachError> {
         {
             // Drain what the command wrote before exiting (non-blocking: descendants may still
             // hold the slave open).
-            while master_open {
-                match pty::read(m, &mut buf) {
-                    Ok(n) if n > 0 => show(&mut p, &buf[..n]),
-                    _ => break,
+            if master_open {
+                while let Ok(n @ 1..) = pty::read(m, &mut buf) {
+                    show(&mut p, &buf[..n]);
                 }
             }
             return Ok(code);

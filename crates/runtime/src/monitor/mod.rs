@@ -112,6 +112,9 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
     };
     let code = m.run();
     tracing::info!("monitor exiting with {code}");
+    // Keep every descriptor open until the process really exits: clients take EOF on their
+    // connection as "the container is stopped and cleaned up, the monitor is gone".
+    std::mem::forget(m);
     code
 }
 
@@ -584,7 +587,8 @@ impl Monitor {
     }
 
     fn on_console(&mut self, buf: &mut [u8]) {
-        let Some(p) = &self.ptys[0] else { return };
+        // Handed to a client earlier in this loop iteration: its data is the client's now.
+        let Some(p) = self.ptys[0].as_ref().filter(|p| p.held_by.is_none()) else { return };
         match nix::unistd::read(p.master.as_raw_fd(), buf) {
             Ok(n) if n > 0 => {
                 self.ring.push(&buf[..n]);
