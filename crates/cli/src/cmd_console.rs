@@ -40,10 +40,8 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         }
         Err(e) => return Err(e.into()),
     };
-    if !g.quiet {
-        eprint!("{}", console::banner(session.tty, escape));
-    }
-    match console::run_session(session, Some(escape), 0, 1).context("console")? {
+    let banner = (!g.quiet).then(|| console::banner(session.tty, escape));
+    match console::run_session(session, Some(escape), 0, 1, banner.as_deref()).context("console")? {
         SessionEnd::Detached => {
             if !g.quiet {
                 eprintln!();

@@ -96,10 +96,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if let Some(session) = started.console {
         // SAFETY: isatty only inspects the descriptor.
         let tty = unsafe { libc::isatty(0) } == 1;
-        if tty && !g.quiet {
-            eprintln!("lxrs: {name} is running; type <Ctrl+a q> to detach (the container keeps running)\r");
-        }
-        match console::run_session(session, Some(console::DEFAULT_ESCAPE), 0, 1)
+        let hint = format!("lxrs: {name} is running; type <Ctrl+a q> to detach (the container keeps running)\n");
+        let banner = (tty && !g.quiet).then_some(hint.as_str());
+        match console::run_session(session, Some(console::DEFAULT_ESCAPE), 0, 1, banner)
             .context("console")?
         {
             SessionEnd::Detached => {

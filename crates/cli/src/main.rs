@@ -9,6 +9,8 @@ mod cmd_ls;
 mod cmd_start;
 mod cmd_stop;
 mod globals;
+mod inventory;
+mod table;
 mod spec_build;
 
 use clap::{Parser, Subcommand};

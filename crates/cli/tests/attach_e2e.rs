@@ -57,7 +57,8 @@ impl Target {
         };
         cmd.args(["--fork", "--pid", "--mount-proc", "--uts", "--ipc", "--net"])
             .args(["sh", "-c", &script])
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         let unshare = cmd.spawn().expect("spawn unshare");
         let mut t = Target {
             pid: 0,
@@ -80,7 +81,9 @@ impl Target {
                 }
             }
             if let Ok(Some(st)) = t.unshare.try_wait() {
-                panic!("target died during set-up: {st}");
+                let mut err = String::new();
+                let _ = t.unshare.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("target died during set-up: {st}: {err}");
             }
             assert!(Instant::now() < deadline, "target did not start");
             std::thread::sleep(Duration::from_millis(5));
@@ -110,13 +113,18 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
+        // Kill the target's pid 1 and let `unshare` (its parent) reap it and exit; kill
+        // `unshare` too only if it does not.
         if self.pid > 0 {
-            // SAFETY: kill(2) of the target's pid 1 (reparented to a host subreaper or init,
-            // which reaps it) with a valid signal.
+            // SAFETY: kill(2) of the process we started (through unshare), valid signal.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.unshare.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
         if let Some(cg) = &self.cgroup {
             for _ in 0..200 {
                 if std::fs::remove_dir(cg).is_ok() {
@@ -448,6 +456,8 @@ fn on_pty(t: &Target, args: &[&str], input: &[u8], rows: u16, cols: u16) -> (i32
     let pty = nix::pty::openpty(Some(&ws), None).unwrap();
     let master: OwnedFd = pty.master;
     let slave: OwnedFd = pty.slave;
+    let probe = slave.try_clone().unwrap();
+    let before = nix::sys::termios::tcgetattr(&probe).unwrap();
     let mut c = t.attach();
     c.args(args)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -501,6 +511,20 @@ fn on_pty(t: &Target, args: &[&str], input: &[u8], rows: u16, cols: u16) -> (i32
             _ => break,
         }
     }
+    // lxrs put the terminal in raw mode; it must be back as it was.
+    let after = nix::sys::termios::tcgetattr(&probe).unwrap();
+    assert_eq!(
+        after.local_flags, before.local_flags,
+        "terminal not restored"
+    );
+    assert_eq!(
+        after.input_flags, before.input_flags,
+        "terminal not restored"
+    );
+    assert_eq!(
+        after.output_flags, before.output_flags,
+        "terminal not restored"
+    );
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out).into_owned(),

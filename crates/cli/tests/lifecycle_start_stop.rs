@@ -50,7 +50,7 @@ fn start_daemon_then_clean_stop() {
     assert!(!text(&out.stderr).contains("killed"), "halted cleanly, not killed: {}", text(&out.stderr));
     assert_eq!(env.state("c1"), State::Stopped);
     assert!(!alive(init));
-    assert!(!alive(monitor));
+    env.wait_for("the monitor to exit", 5, || !alive(monitor));
     assert!(!env.record_path("c1").exists(), "state record removed");
     assert!(!pidfile.exists(), "pidfile removed with the container");
 
@@ -201,7 +201,9 @@ fn reboot_restarts_under_the_same_monitor() {
     assert_eq!(i2.state, State::Running);
     assert_eq!(i2.monitor_pid, Some(monitor));
     assert_ne!(i2.init_pid, i1.init_pid, "a new init");
-    assert_eq!(std::fs::read_to_string(&boots).unwrap().lines().count(), 3);
+    env.wait_for("the third boot", 30, || {
+        std::fs::read_to_string(&boots).map(|s| s.lines().count() == 3).unwrap_or(false)
+    });
     assert!(env.run(&["stop", "-n", "rb", "-k"]).status.success());
-    assert!(!alive(monitor));
+    env.wait_for("the monitor to exit", 5, || !alive(monitor));
 }

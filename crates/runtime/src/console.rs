@@ -171,20 +171,27 @@ pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> std::io::Result<()> {
 /// window-size forwarding (including SIGWINCH) apply when `input` is a terminal; otherwise the
 /// bytes just stream. `escape: None` disables the escape sequence.
 ///
+/// `banner` goes to stderr once the terminal is in raw mode (so keys typed after it are seen
+/// by the session), then the replay goes to `output`.
+///
 /// Blocks SIGWINCH in the calling thread for the duration (the CLI is single-threaded).
 pub fn run_session(
     mut s: ConsoleSession,
     escape: Option<u8>,
     input: RawFd,
     output: RawFd,
+    banner: Option<&str>,
 ) -> std::io::Result<SessionEnd> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal};
     let master = s.master.as_raw_fd();
-    write_all_fd(output, &s.replay)?;
-    s.replay.clear();
-
     let tty = is_tty(input);
     let _raw = if tty { RawMode::enter(input) } else { None };
+    if let Some(b) = banner {
+        let b = if tty { b.replace('\n', "\r\n") } else { b.to_string() };
+        let _ = write_all_fd(2, b.as_bytes());
+    }
+    write_all_fd(output, &s.replay)?;
+    s.replay.clear();
     let mut winch = None;
     let mut old_mask = SigSet::empty();
     if tty {

@@ -125,7 +125,11 @@ impl NetSys for RealSys {
     ) -> Result<(), HostError> {
         let io = |op, p: &Path| {
             let p = p.to_path_buf();
-            move |source| HostError::Io { op, path: p, source }
+            move |source| HostError::Io {
+                op,
+                path: p,
+                source,
+            }
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
@@ -303,7 +307,12 @@ pub fn setup(
         *name = Some(n);
     }
     let mut order: Vec<usize> = (0..nics.len()).collect();
-    order.sort_by_key(|&i| (nics[i].name.is_none() && nics[i].kind != NetKind::Phys, nics[i].index));
+    order.sort_by_key(|&i| {
+        (
+            nics[i].name.is_none() && nics[i].kind != NetKind::Phys,
+            nics[i].index,
+        )
+    });
 
     if nics.iter().any(|n| n.kind == NetKind::Phys) {
         sys.pin_netns(child_pid, pin, created)?;
@@ -313,7 +322,9 @@ pub fn setup(
     for i in order {
         let n = nics[i];
         let ct_name = names[i].clone().expect("named above");
-        made.push(create_one(spec, n, ct_name, host, ct, ct_ref, sys, pin, created)?);
+        made.push(create_one(
+            spec, n, ct_name, host, ct, ct_ref, sys, pin, created,
+        )?);
     }
 
     // Inside the container.
@@ -333,7 +344,10 @@ fn lookup(
     what: &str,
 ) -> Result<lxrs_netns::Link, HostError> {
     let Some(link) = n.link.as_deref().filter(|l| !l.is_empty()) else {
-        return Err(other(format!("{key}.link: required for type {}", kind_name(n.kind))));
+        return Err(other(format!(
+            "{key}.link: required for type {}",
+            kind_name(n.kind)
+        )));
     };
     host.link(LinkId::Name(link)).map_err(|e| {
         if e.is_not_found() {
@@ -368,7 +382,10 @@ fn hook(
     let mut args = vec![spec.name.clone(), "net".into(), updown.into(), kind.into()];
     let mut env = vec![
         ("LXC_NAME".to_string(), spec.name.clone()),
-        ("LXC_CONFIG_FILE".into(), spec.config_path.display().to_string()),
+        (
+            "LXC_CONFIG_FILE".into(),
+            spec.config_path.display().to_string(),
+        ),
         ("LXC_HOOK_TYPE".into(), updown.into()),
         ("LXC_HOOK_SECTION".into(), "net".into()),
         ("LXC_NET_TYPE".into(), kind.into()),
@@ -488,7 +505,12 @@ fn create_one<'s>(
                     ..Default::default()
                 },
             })
-            .map_err(|e| other(format!("{key}: create macvlan {ct_name} on {}: {e}", parent.name)))?;
+            .map_err(|e| {
+                other(format!(
+                    "{key}: create macvlan {ct_name} on {}: {e}",
+                    parent.name
+                ))
+            })?;
         }
         NetKind::Ipvlan => {
             let parent = lookup(host, &key, n, "ipvlan parent")?;
@@ -670,7 +692,9 @@ fn auto_gateway(
     gkey: &str,
 ) -> Result<IpAddr, HostError> {
     let link = m.n.link.as_deref().unwrap_or("");
-    let Some(bridge) = m.host_link.filter(|_| m.n.kind != NetKind::Phys && m.n.kind != NetKind::Vlan)
+    let Some(bridge) = m
+        .host_link
+        .filter(|_| m.n.kind != NetKind::Phys && m.n.kind != NetKind::Vlan)
     else {
         return Err(other(format!(
             "{gkey} = auto: needs a veth, macvlan or ipvlan interface with a link"
@@ -765,9 +789,8 @@ impl Teardown {
 
     fn host(&mut self) -> Result<&mut Netlink, HostError> {
         if self.host.is_none() {
-            self.host = Some(
-                Netlink::new().map_err(|e| other(format!("host netlink socket: {e}")))?,
-            );
+            self.host =
+                Some(Netlink::new().map_err(|e| other(format!("host netlink socket: {e}")))?);
         }
         Ok(self.host.as_mut().expect("opened above"))
     }
@@ -879,4 +902,525 @@ pub fn give_back_phys(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::spec::*;
+    use lxrs_netns::{Link, RecordingNet};
+
+    fn base_spec() -> StartSpec {
+        StartSpec {
+            name: "c1".into(),
+            lxcpath: "/nonexistent-lxrs/lxc".into(),
+            config_path: "/nonexistent-lxrs/lxc/c1/config".into(),
+            rootfs: RootfsSpec {
+                path: "/nonexistent-lxrs/lxc/c1/rootfs".into(),
+                readonly: false,
+                options: vec![],
+            },
+            hostname: "c1".into(),
+            init: InitSpec {
+                argv: vec!["/sbin/init".into()],
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+                cwd: "/".into(),
+                env: vec![],
+            },
+            mount_auto: MountAuto::default(),
+            mounts: vec![],
+            autodev: true,
+            tty: TtySpec {
+                count: 0,
+                dir: None,
+                pty_max: 0,
+            },
+            console: ConsoleSpec {
+                enabled: false,
+                logfile: None,
+                buffer_size: 0,
+            },
+            caps: CapsSpec::default(),
+            no_new_privs: false,
+            prlimits: vec![],
+            sysctls: vec![],
+            proc_writes: vec![],
+            personality: None,
+            signals: Signals {
+                halt: libc::SIGPWR,
+                reboot: libc::SIGINT,
+                stop: libc::SIGKILL,
+            },
+            net: vec![],
+            share_host_net: false,
+            cgroup: vec![],
+            hooks: vec![],
+            log: LogSpec {
+                file: None,
+                level: "warn".into(),
+            },
+            extra: vec![],
+        }
+    }
+
+    fn nic(index: u32, kind: NetKind, link: Option<&str>, name: Option<&str>) -> NetInterface {
+        NetInterface {
+            index,
+            kind,
+            link: link.map(Into::into),
+            name: name.map(Into::into),
+            up: true,
+            hwaddr: None,
+            mtu: None,
+            ipv4: vec![],
+            ipv4_gateway: None,
+            ipv6: vec![],
+            ipv6_gateway: None,
+            veth_pair: None,
+            macvlan_mode: None,
+            ipvlan_mode: None,
+            vlan_id: None,
+            script_up: None,
+            script_down: None,
+        }
+    }
+
+    fn link(index: u32, name: &str, kind: Option<&str>, mtu: u32) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            kind: kind.map(Into::into),
+            mac: None,
+            mtu,
+            flags: 0,
+            master: None,
+            parent: None,
+        }
+    }
+
+    /// A host with bridges lxcbr0 (3, MTU 1450) and br1 (4) and a device eth2 (5, MTU 1400);
+    /// a container namespace that knows the names the setup creates.
+    fn nets() -> (RecordingNet, RecordingNet) {
+        let mut host = RecordingNet::new();
+        host.links = vec![
+            link(1, "lo", None, 65536),
+            link(3, "lxcbr0", Some("bridge"), 1450),
+            link(4, "br1", Some("bridge"), 1500),
+            link(5, "eth2", Some("veth"), 1400),
+        ];
+        host.addrs = vec![lxrs_netns::Address {
+            index: 3,
+            addr: "10.0.3.1".parse().unwrap(),
+            prefix: 24,
+            scope: lxrs_netns::Scope::Global,
+            broadcast: None,
+            label: None,
+        }];
+        let mut ct = RecordingNet::new();
+        ct.links = vec![
+            link(1, "lo", None, 65536),
+            link(10, "eth0", Some("veth"), 1450),
+            link(11, "virt0", Some("veth"), 1500),
+            link(12, "eth1", None, 1400),
+            link(13, "mv0", Some("macvlan"), 1500),
+        ];
+        (host, ct)
+    }
+
+    #[derive(Default)]
+    struct FakeSys {
+        calls: Vec<String>,
+        fail_script: bool,
+    }
+
+    impl NetSys for FakeSys {
+        fn pin_netns(
+            &mut self,
+            pid: i32,
+            path: &Path,
+            created: &mut Vec<CleanupItem>,
+        ) -> Result<(), HostError> {
+            self.calls.push(format!("pin {pid} {}", path.display()));
+            created.push(CleanupItem::File { path: path.into() });
+            created.push(CleanupItem::Mount { path: path.into() });
+            Ok(())
+        }
+        fn disable_ipv6(&mut self, ifname: &str) {
+            self.calls.push(format!("disable_ipv6 {ifname}"));
+        }
+        fn run_script(
+            &mut self,
+            key: &str,
+            script: &str,
+            args: &[String],
+            env: &[(String, String)],
+        ) -> Result<(), HostError> {
+            let peer = env
+                .iter()
+                .find(|(k, _)| k == "LXC_NET_PEER")
+                .map(|(_, v)| v.as_str());
+            self.calls.push(format!(
+                "script {key} {script} {} peer={peer:?}",
+                args.join(" ")
+            ));
+            if self.fail_script {
+                return Err(other(format!("{key}: {script:?} failed (exit status: 1)")));
+            }
+            Ok(())
+        }
+    }
+
+    fn run(
+        spec: &StartSpec,
+        host: &mut RecordingNet,
+        ct: &mut RecordingNet,
+        sys: &mut FakeSys,
+    ) -> (Result<(), HostError>, Vec<CleanupItem>) {
+        let mut created = Vec::new();
+        let r = setup(
+            spec,
+            7,
+            host,
+            ct,
+            NsRef::Pid(7),
+            sys,
+            Path::new("/run/x/netns/lxc/c1"),
+            &mut created,
+        );
+        (r, created)
+    }
+
+    /// The walkthrough's container: eth0 veth on lxcbr0 with a fixed MAC, virt0 veth on br1,
+    /// eth1 = the host's eth2 moved in.
+    #[test]
+    fn walkthrough_three_interfaces() {
+        let mut spec = base_spec();
+        let mut eth0 = nic(0, NetKind::Veth, Some("lxcbr0"), Some("eth0"));
+        eth0.hwaddr = Some([0x00, 0x16, 0x3e, 0x3a, 0xf1, 0xc1]);
+        let mut virt0 = nic(1, NetKind::Veth, Some("br1"), Some("virt0"));
+        virt0.up = false;
+        let eth1 = nic(2, NetKind::Phys, Some("eth2"), Some("eth1"));
+        spec.net = vec![eth0, virt0, eth1];
+        let (mut host, mut ct) = nets();
+        let mut sys = FakeSys::default();
+        let (r, created) = run(&spec, &mut host, &mut ct, &mut sys);
+        r.unwrap();
+
+        assert_eq!(host.calls.len(), 6, "{:#?}", host.calls);
+        assert_eq!(host.calls[0], "get lxcbr0");
+        let c = &host.calls[1];
+        assert!(c.starts_with("create veth veth"), "{c}");
+        assert!(c.contains(" mac=fe:"), "host end MAC starts with fe: {c}");
+        assert!(
+            c.contains(
+                " mtu=1450 master=3 up peer eth0 mac=00:16:3e:3a:f1:c1 mtu=1450 netns=pid:7"
+            ),
+            "{c}"
+        );
+        let veth0 = c.split(' ').nth(2).unwrap().to_string();
+        assert_eq!(veth0.len(), 10);
+        assert_eq!(host.calls[2], "get br1");
+        assert!(
+            host.calls[3].contains(" mtu=1500 master=4 up peer virt0 mac="),
+            "{}",
+            host.calls[3]
+        );
+        let virt_mac = host.calls[3].split("peer virt0 mac=").nth(1).unwrap();
+        assert!(!virt_mac.starts_with("00:16:3e:3a"), "random MAC for virt0");
+        assert_eq!(host.calls[4], "get eth2");
+        assert_eq!(host.calls[5], "set ifindex 5 move netns=pid:7 name eth1");
+
+        assert_eq!(
+            ct.calls,
+            [
+                "get eth1",
+                "set lo up",
+                "get eth0",
+                "set ifindex 10 up",
+                "get virt0",
+                "get eth1",
+                "set ifindex 12 up",
+            ]
+        );
+        assert_eq!(
+            sys.calls[0], "pin 7 /run/x/netns/lxc/c1",
+            "pinned before phys moves"
+        );
+        assert!(sys.calls[1].starts_with("disable_ipv6 veth"));
+
+        // Teardown order (reverse): phys back, host veth ends, then the pin.
+        let kinds: Vec<String> = created
+            .iter()
+            .map(|i| match i {
+                CleanupItem::Link { name } => format!("link {}", &name[..4]),
+                CleanupItem::File { .. } => "file".into(),
+                CleanupItem::Mount { .. } => "mount".into(),
+                CleanupItem::Other { data, .. } => {
+                    format!("net {}", data["what"].as_str().unwrap())
+                }
+                CleanupItem::Cgroup { .. } => "cgroup".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["file", "mount", "link veth", "link veth", "net phys"]
+        );
+        let CleanupItem::Other { data, .. } = &created[4] else {
+            panic!()
+        };
+        let item: NetItem = serde_json::from_value(data.clone()).unwrap();
+        assert_eq!(
+            item,
+            NetItem::Phys {
+                key: "lxc.net.2".into(),
+                pin: "/run/x/netns/lxc/c1".into(),
+                ct_name: "eth1".into(),
+                ct_index: 12,
+                host_name: "eth2".into(),
+                host_index: 5,
+                mtu: 1400,
+            }
+        );
+        assert!(owns(&created[4]) && owns(&created[2]) && !owns(&created[0]));
+    }
+
+    #[test]
+    fn unnamed_interfaces_get_the_lowest_free_eth_numbers_after_named_ones() {
+        let mut spec = base_spec();
+        spec.net = vec![
+            nic(0, NetKind::Veth, Some("lxcbr0"), None),
+            nic(1, NetKind::Veth, Some("lxcbr0"), Some("eth0")),
+            nic(5, NetKind::Macvlan, Some("eth2"), None),
+        ];
+        let (mut host, mut ct) = nets();
+        // A fresh namespace: only lo. (The fake does not add what it creates, so the inside
+        // configuration then fails to find eth0; the names are what this test is about.)
+        ct.links.truncate(1);
+        let (r, _) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        assert!(r.is_err());
+        assert_eq!(ct.calls[0], "list links");
+        let creates: Vec<&String> = host
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("create"))
+            .collect();
+        assert!(
+            creates[0].contains("peer eth0 "),
+            "explicit name first: {creates:?}"
+        );
+        assert!(creates[1].contains("peer eth1 "), "{creates:?}");
+        assert!(
+            creates[2].starts_with("create macvlan eth2 parent=5 mode=Private netns=pid:7"),
+            "{creates:?}"
+        );
+    }
+
+    #[test]
+    fn missing_bridge_names_it_and_the_key() {
+        let mut spec = base_spec();
+        spec.net = vec![
+            nic(0, NetKind::Veth, Some("lxcbr0"), Some("eth0")),
+            nic(1, NetKind::Veth, Some("virbr0"), Some("eth1")),
+        ];
+        let (mut host, mut ct) = nets();
+        let (r, created) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        let e = r.unwrap_err().to_string();
+        assert_eq!(e, "network: lxc.net.1.link: bridge virbr0 does not exist");
+        // What exists already is in `created` for the caller's teardown.
+        assert_eq!(created.len(), 1);
+        assert!(matches!(&created[0], CleanupItem::Link { name } if name.starts_with("veth")));
+
+        let mut spec = base_spec();
+        spec.net = vec![nic(3, NetKind::Phys, Some("eth9"), None)];
+        let (mut host, mut ct) = nets();
+        let (r, _) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "network: lxc.net.3.link: phys device eth9 does not exist"
+        );
+    }
+
+    #[test]
+    fn vlan_and_ipvlan_refusals_are_clear() {
+        let mut spec = base_spec();
+        let mut v = nic(0, NetKind::Vlan, Some("eth2"), Some("eth0"));
+        v.vlan_id = Some(100);
+        spec.net = vec![v];
+        let (mut host, mut ct) = nets();
+        host.fail_on("create vlan", libc::EOPNOTSUPP);
+        let (r, _) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.starts_with("network: lxc.net.0.type = vlan: cannot create VLAN 100 on eth2"),
+            "{e}"
+        );
+        spec.net[0].vlan_id = None;
+        let (r, _) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "network: lxc.net.0.vlan.id: required for type vlan"
+        );
+    }
+
+    #[test]
+    fn addresses_and_gateways() {
+        let mut spec = base_spec();
+        let mut n = nic(0, NetKind::Veth, Some("lxcbr0"), Some("eth0"));
+        n.ipv4 = vec![("10.0.3.50".parse().unwrap(), 24)];
+        n.ipv4_gateway = Some(Gateway::Auto);
+        n.ipv6 = vec![("fd00::50".parse().unwrap(), 64)];
+        n.ipv6_gateway = Some(Gateway::Addr("fd00::1".parse().unwrap()));
+        spec.net = vec![n];
+        let (mut host, mut ct) = nets();
+        // The direct IPv6 default route fails: LXC adds a host route first and retries.
+        ct.fail_on("add route default via fd00::1 dev 10", libc::ENETUNREACH);
+        let (r, _) = run(&spec, &mut host, &mut ct, &mut FakeSys::default());
+        // The retry fails too in this fake (same line), and the error says both.
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("lxc.net.0.ipv6.gateway: default route via fd00::1 on eth0"),
+            "{e}"
+        );
+        assert_eq!(
+            &ct.calls[2..],
+            [
+                "add address 10.0.3.50/24 ifindex 10",
+                "add address fd00::50/64 ifindex 10",
+                "set ifindex 10 up",
+                "add route default via 10.0.3.1 dev 10",
+                "add route default via fd00::1 dev 10",
+                "add route fd00::1/128 dev 10",
+                "add route default via fd00::1 dev 10",
+            ]
+        );
+        assert!(
+            host.calls.contains(&"list addresses".to_string()),
+            "auto reads the bridge"
+        );
+
+        // gateway = dev; gateway without flags=up.
+        let mut spec = base_spec();
+        let mut n = nic(0, NetKind::Veth, Some("lxcbr0"), Some("eth0"));
+        n.ipv4 = vec![("10.0.3.50".parse().unwrap(), 24)];
+        n.ipv4_gateway = Some(Gateway::Dev);
+        spec.net = vec![n.clone()];
+        let (mut host, mut ct) = nets();
+        run(&spec, &mut host, &mut ct, &mut FakeSys::default())
+            .0
+            .unwrap();
+        assert_eq!(ct.calls.last().unwrap(), "add route 0.0.0.0/0 dev 10");
+        n.up = false;
+        spec.net = vec![n];
+        let (mut host, mut ct) = nets();
+        let e = run(&spec, &mut host, &mut ct, &mut FakeSys::default())
+            .0
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "network: lxc.net.0.ipv4.gateway: needs lxc.net.0.flags = up"
+        );
+    }
+
+    #[test]
+    fn scripts_get_lxc_arguments_and_down_is_recorded() {
+        let mut spec = base_spec();
+        let mut n = nic(0, NetKind::Veth, Some("lxcbr0"), Some("eth0"));
+        n.veth_pair = Some("vethc1".into());
+        n.script_up = Some("/usr/local/bin/up".into());
+        n.script_down = Some("/usr/local/bin/down".into());
+        let mut m = nic(1, NetKind::Macvlan, Some("eth2"), Some("mv0"));
+        m.script_up = Some("/bin/mvup".into());
+        spec.net = vec![n, m];
+        let (mut host, mut ct) = nets();
+        let mut sys = FakeSys::default();
+        let (r, created) = run(&spec, &mut host, &mut ct, &mut sys);
+        r.unwrap();
+        assert!(host.calls[1].starts_with("create veth vethc1 "));
+        assert_eq!(
+            sys.calls[1],
+            "script lxc.net.0.script.up /usr/local/bin/up c1 net up veth lxcbr0 vethc1 peer=Some(\"vethc1\")"
+        );
+        assert_eq!(
+            sys.calls[2],
+            "script lxc.net.1.script.up /bin/mvup c1 net up macvlan eth2 peer=None"
+        );
+        let CleanupItem::Other { data, .. } = &created[1] else {
+            panic!("{created:?}")
+        };
+        let NetItem::ScriptDown { key, args, .. } = serde_json::from_value(data.clone()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(key, "lxc.net.0.script.down");
+        assert_eq!(args, ["c1", "net", "down", "veth", "lxcbr0", "vethc1"]);
+
+        // A failing up script aborts the start, after its interface was recorded.
+        let (mut host, mut ct) = nets();
+        let mut sys = FakeSys {
+            fail_script: true,
+            ..Default::default()
+        };
+        let (r, created) = run(&spec, &mut host, &mut ct, &mut sys);
+        assert!(r.unwrap_err().to_string().contains("lxc.net.0.script.up"));
+        assert_eq!(
+            created,
+            [CleanupItem::Link {
+                name: "vethc1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn phys_goes_back_under_its_name_and_mtu() {
+        let item = NetItem::Phys {
+            key: "lxc.net.2".into(),
+            pin: "/run/x/netns/lxc/c1".into(),
+            ct_name: "eth1".into(),
+            ct_index: 12,
+            host_name: "eth2".into(),
+            host_index: 5,
+            mtu: 1400,
+        };
+        let (mut host, mut ct) = nets();
+        ct.links[3].mtu = 9000;
+        give_back_phys(&mut ct, &mut host, NsRef::Pid(1), &item).unwrap();
+        assert_eq!(
+            ct.calls,
+            [
+                "get eth1",
+                "set ifindex 12 down",
+                "set ifindex 12 move netns=pid:1 name eth2"
+            ]
+        );
+        assert_eq!(host.calls, ["set eth2 mtu 1400"]);
+
+        // Already home (the kernel gave it back): nothing to do.
+        let (mut host, mut ct) = nets();
+        ct.links.retain(|l| l.name != "eth1");
+        give_back_phys(&mut ct, &mut host, NsRef::Pid(1), &item).unwrap();
+        // Lost: an error naming it and the key.
+        host.links.retain(|l| l.name != "eth2");
+        let e = give_back_phys(&mut ct, &mut host, NsRef::Pid(1), &item).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "network: lxc.net.2.link: phys device eth2 is neither in the container (as eth1) nor on the host"
+        );
+    }
+
+    #[test]
+    fn deleting_a_host_link_the_kernel_removed_is_fine() {
+        let mut host = RecordingNet::new();
+        host.fail_on("delete vethA", libc::ENODEV);
+        host.fail_on("delete vethB", libc::EPERM);
+        delete_host_link(&mut host, "vethA").unwrap();
+        let e = delete_host_link(&mut host, "vethB").unwrap_err();
+        assert!(e.to_string().contains("delete host link vethB"), "{e}");
+    }
+
+    #[test]
+    fn pin_path_nests_the_lxcpath() {
+        let rd = RunDir::new("/run/x");
+        assert_eq!(
+            pin_path(&rd, Path::new("/nonexistent-lxrs/a/../lxc/"), "c1"),
+            Path::new("/run/x/netns/nonexistent-lxrs/lxc/c1")
+        );
+    }
 }

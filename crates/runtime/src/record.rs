@@ -66,16 +66,21 @@ pub fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Start time of a process (clock ticks since boot), `None` if it does not exist.
+/// Start time of a process (clock ticks since boot), `None` if it does not exist or is dead
+/// (a zombie nobody reaped yet counts as dead).
 pub fn proc_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: fields after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
     // rest starts at field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    if matches!(fields.next(), Some("Z") | Some("X") | None) {
+        return None;
+    }
+    fields.nth(22 - 4)?.parse().ok()
 }
 
-/// Whether `pid` is the same process that had start time `start`.
+/// Whether `pid` is still (alive and) the same process that had start time `start`.
 pub fn same_process(pid: i32, start: u64) -> bool {
     proc_start_time(pid) == Some(start)
 }

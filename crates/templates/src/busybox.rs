@@ -179,9 +179,7 @@ pub fn config_lines(name: &str, ttys: u32) -> String {
          lxc.autodev = 1\n\
          lxc.tty.max = {ttys}\n\
          lxc.pty.max = 1024\n\
-         lxc.mount.auto = cgroup:mixed proc:mixed sys:mixed\n\
-         lxc.mount.entry = shm dev/shm tmpfs defaults,nosuid,nodev,create=dir 0 0\n\
-         lxc.mount.entry = mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0\n"
+         lxc.mount.auto = cgroup:mixed proc:mixed sys:mixed\n"
     )
 }
 

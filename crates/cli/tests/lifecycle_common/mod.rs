@@ -343,7 +343,11 @@ impl PtyChild {
             if let Some(st) = self.child.try_wait().unwrap() {
                 // Collect the rest of the output.
                 loop {
-                    let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                    let mut p = libc::pollfd {
+                        fd: self.master.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
                     // SAFETY: one valid pollfd.
                     if unsafe { libc::poll(&mut p, 1, 50) } <= 0 {
                         break;

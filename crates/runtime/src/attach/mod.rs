@@ -44,6 +44,7 @@ use std::ffi::{CString, OsString};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The container to attach to.
@@ -347,6 +348,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600) // a terminal transcript is private
                 .open(path)
                 .map_err(|e| AttachError::io("open pty log", path, e))?,
         ),

@@ -77,7 +77,9 @@ pub(crate) fn populate_dev(sys: &dyn Syscall, rootfs: &Path) -> Result<(), Child
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     ) {
-        Ok(()) | Err(Errno::ENODEV) => Ok(()), // ENODEV: kernel without POSIX mqueues
+        // ENODEV: kernel without POSIX mqueues; EBUSY: already mounted there by an
+        // lxc.mount.entry (LXC's own templates add one).
+        Ok(()) | Err(Errno::ENODEV) | Err(Errno::EBUSY) => Ok(()),
         Err(errno) => Err(ChildError::Mount {
             src: "mqueue".into(),
             fstype: "mqueue".into(),
