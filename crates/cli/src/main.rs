@@ -1,5 +1,7 @@
 //! `lxrs`: the command-line front end.
 
+mod autostart;
+mod cmd_autostart;
 mod cmd_config;
 mod cmd_console;
 mod cmd_create;
@@ -43,6 +45,8 @@ enum Cmd {
     Info(cmd_info::Args),
     /// Check, read, edit and upgrade lxc.conf(5) files.
     Config(cmd_config::Args),
+    /// Start, reboot, shut down or kill the containers marked lxc.start.auto, in order.
+    Autostart(cmd_autostart::Args),
 }
 
 fn main() {
@@ -73,5 +77,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Ls(a) => cmd_ls::run(a, g),
         Cmd::Info(a) => cmd_info::run(a, g),
         Cmd::Config(a) => cmd_config::run(a, g),
+        Cmd::Autostart(a) => cmd_autostart::run(a, g),
     }
 }

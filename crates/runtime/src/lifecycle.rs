@@ -303,6 +303,8 @@ pub fn start(spec: &StartSpec, opts: &StartOptions) -> Result<Started, Lifecycle
         detail,
     })?;
     if !r.ok {
+        // The monitor cleaned up before answering; its exit closes the connection.
+        let _ = conn.wait_eof(Some(Instant::now() + QUERY_TIMEOUT));
         return Err(LifecycleError::StartFailed {
             name: name.to_string(),
             message: r.error.unwrap_or_else(|| "unknown error".into()),

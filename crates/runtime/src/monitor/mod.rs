@@ -412,13 +412,14 @@ impl Monitor {
         self.set_state(State::Aborting);
         self.kill_and_reap_child();
         self.teardown();
+        self.finish();
+        self.set_state(State::Stopped);
+        // Last: the starter waits for EOF after this, so when it returns nothing is left.
         if let Some(id) = self.starter.take() {
             if let Some(c) = self.clients.iter().find(|c| c.id == id) {
                 let _ = c.conn.send(&proto::encode(&Response::err(msg)), None);
             }
         }
-        self.set_state(State::Stopped);
-        self.finish();
         1
     }
 
