@@ -122,6 +122,29 @@ fn install() -> Result<()> {
             eprintln!("xtask: keeping existing {}", dst.display());
         }
     }
+    // systemd units: lxrs-net (the lxcbr0 bridge and its DHCP) and lxrs (autostart at boot,
+    // and the clean stop of every container at shutdown).
+    let mut units = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(root().join("etc/systemd")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".service") {
+                std::fs::copy(e.path(), Path::new("/etc/systemd/system").join(&name))
+                    .with_context(|| format!("installing /etc/systemd/system/{name}"))?;
+                units.push(name);
+            }
+        }
+    }
+    if Path::new("/run/systemd/system").is_dir() {
+        run(Command::new("systemctl").arg("daemon-reload"))?;
+        run(Command::new("systemctl").arg("enable").args(&units))?;
+    } else if !units.is_empty() {
+        eprintln!(
+            "xtask: installed {} in /etc/systemd/system; systemd is not running here, so they are not enabled now (systemctl enable {} on a systemd host)",
+            units.join(", "),
+            units.join(" ")
+        );
+    }
     eprintln!("xtask: installed /usr/local/bin/lxrs and /etc/lxrs");
     Ok(())
 }

@@ -28,8 +28,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         (None, None) => bail!("-n NAME is required"),
     };
     let escape = match &a.escape {
-        Some(e) => console::parse_escape(e)
-            .with_context(|| format!("invalid escape {e:?}: expected a letter, e.g. -e b or -e ^b"))?,
+        Some(e) => console::parse_escape(e).with_context(|| {
+            format!("invalid escape {e:?}: expected a letter, e.g. -e b or -e ^b")
+        })?,
         None => console::DEFAULT_ESCAPE,
     };
     let session = match lifecycle::console(&g.lxcpath(), &name, a.tty) {

@@ -68,7 +68,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let opts = StartOptions {
         log_file: g.logfile.as_ref().map(|p| {
             if p.is_relative() {
-                std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone())
+                std::env::current_dir()
+                    .map(|d| d.join(p))
+                    .unwrap_or_else(|_| p.clone())
             } else {
                 p.clone()
             }
@@ -96,7 +98,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if let Some(session) = started.console {
         // SAFETY: isatty only inspects the descriptor.
         let tty = unsafe { libc::isatty(0) } == 1;
-        let hint = format!("lxrs: {name} is running; type <Ctrl+a q> to detach (the container keeps running)\n");
+        let hint = format!(
+            "lxrs: {name} is running; type <Ctrl+a q> to detach (the container keeps running)\n"
+        );
         let banner = (tty && !g.quiet).then_some(hint.as_str());
         match console::run_session(session, Some(console::DEFAULT_ESCAPE), 0, 1, banner)
             .context("console")?
@@ -109,7 +113,8 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             SessionEnd::Stopped => {}
         }
     } else if let Some(mut conn) = started.conn {
-        conn.wait_eof(None).context("wait for the container to stop")?;
+        conn.wait_eof(None)
+            .context("wait for the container to stop")?;
     }
     Ok(0)
 }

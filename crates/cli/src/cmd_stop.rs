@@ -122,13 +122,28 @@ mod tests {
     fn option_rules_follow_lxc() {
         let s = |n| Some(Duration::from_secs(n));
         assert_eq!(parse(&["-n", "c"]).unwrap(), (StopMode::Halt, s(60)));
-        assert_eq!(parse(&["-n", "c", "-t", "5"]).unwrap(), (StopMode::Halt, s(5)));
-        assert_eq!(parse(&["-n", "c", "-t", "-1"]).unwrap(), (StopMode::Halt, None));
+        assert_eq!(
+            parse(&["-n", "c", "-t", "5"]).unwrap(),
+            (StopMode::Halt, s(5))
+        );
+        assert_eq!(
+            parse(&["-n", "c", "-t", "-1"]).unwrap(),
+            (StopMode::Halt, None)
+        );
         assert_eq!(parse(&["-n", "c", "-W"]).unwrap(), (StopMode::Halt, s(0)));
         assert_eq!(parse(&["-n", "c", "-k"]).unwrap(), (StopMode::Kill, s(0)));
-        assert_eq!(parse(&["-n", "c", "-k", "-W"]).unwrap(), (StopMode::Kill, s(0)));
-        assert_eq!(parse(&["-n", "c", "-k", "--nolock"]).unwrap(), (StopMode::Kill, s(0)));
-        assert_eq!(parse(&["-n", "c", "-r"]).unwrap(), (StopMode::Reboot, s(60)));
+        assert_eq!(
+            parse(&["-n", "c", "-k", "-W"]).unwrap(),
+            (StopMode::Kill, s(0))
+        );
+        assert_eq!(
+            parse(&["-n", "c", "-k", "--nolock"]).unwrap(),
+            (StopMode::Kill, s(0))
+        );
+        assert_eq!(
+            parse(&["-n", "c", "-r"]).unwrap(),
+            (StopMode::Reboot, s(60))
+        );
         for bad in [
             &["-n", "c", "-k", "-r"][..],
             &["-n", "c", "-k", "--nokill"],

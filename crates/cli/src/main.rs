@@ -1,6 +1,7 @@
 //! `lxrs`: the command-line front end.
 
 mod autostart;
+mod cmd_attach;
 mod cmd_autostart;
 mod cmd_config;
 mod cmd_console;
@@ -43,6 +44,8 @@ enum Cmd {
     Ls(cmd_ls::Args),
     /// Show a container's state, pid, addresses and resource use.
     Info(cmd_info::Args),
+    /// Run a command (default: a shell) inside a running container.
+    Attach(cmd_attach::Args),
     /// Check, read, edit and upgrade lxc.conf(5) files.
     Config(cmd_config::Args),
     /// Start, reboot, shut down or kill the containers marked lxc.start.auto, in order.
@@ -77,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Ls(a) => cmd_ls::run(a, g),
         Cmd::Info(a) => cmd_info::run(a, g),
         Cmd::Config(a) => cmd_config::run(a, g),
+        Cmd::Attach(a) => cmd_attach::run(a, g),
         Cmd::Autostart(a) => cmd_autostart::run(a, g),
     }
 }

@@ -20,17 +20,28 @@ fn foreground_start_shows_boot_and_detaches() {
     // Ctrl-a q detaches; the container keeps running.
     p.send(b"\x01q");
     assert_eq!(p.wait(10), 0, "{}", text(&p.seen));
-    assert!(text(&p.seen).contains("detached; container fg still running"), "{}", text(&p.seen));
+    assert!(
+        text(&p.seen).contains("detached; container fg still running"),
+        "{}",
+        text(&p.seen)
+    );
     assert_eq!(env.state("fg"), State::Running);
 
     // `console -t 0`: the banner and the same shell.
     let mut c = PtyChild::spawn(env.cmd(&["console", "-n", "fg", "-t", "0"]));
     c.expect("Connected to tty 0", 10);
-    c.expect("Type <Ctrl+a q> to exit the console, <Ctrl+a Ctrl+a> to enter Ctrl+a itself", 10);
+    c.expect(
+        "Type <Ctrl+a q> to exit the console, <Ctrl+a Ctrl+a> to enter Ctrl+a itself",
+        10,
+    );
     // A second client on the same tty is refused while the first holds it.
     let busy = env.run(&["console", "-n", "fg", "-t", "0"]);
     assert_eq!(busy.status.code(), Some(1));
-    assert!(text(&busy.stderr).contains("busy"), "{}", text(&busy.stderr));
+    assert!(
+        text(&busy.stderr).contains("busy"),
+        "{}",
+        text(&busy.stderr)
+    );
     c.send(b"echo again-$((1+2))\r");
     c.expect("again-3", 10);
     c.send(b"\x01q");
@@ -52,17 +63,31 @@ fn foreground_start_returns_when_the_container_stops() {
     let spec = env.container("fx", "", &["/bin/echo", "short-lived-output"]);
     let out = env.run(&["start", "-n", "fx", "--spec-json", spec.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("short-lived-output"), "stdout: {}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("short-lived-output"),
+        "stdout: {}",
+        text(&out.stdout)
+    );
     assert_eq!(env.state("fx"), State::Stopped);
     let m = env.monitors("fx");
-    assert!(m.is_empty(), "monitor left: {:?}", m.iter().map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default()).collect::<Vec<_>>());
+    assert!(
+        m.is_empty(),
+        "monitor left: {:?}",
+        m.iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn console_ttys_and_errors() {
     let env = Env::new();
     // Not running: exit 1.
-    env.container("tt", "::sysinit:/bin/echo tt-boot-marker\ntty1::respawn:/bin/sh\ntty2::respawn:/bin/sh\n", &["/sbin/init"]);
+    env.container(
+        "tt",
+        "::sysinit:/bin/echo tt-boot-marker\ntty1::respawn:/bin/sh\ntty2::respawn:/bin/sh\n",
+        &["/sbin/init"],
+    );
     let out = env.run(&["console", "-n", "tt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not running"));
@@ -73,10 +98,22 @@ fn console_ttys_and_errors() {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
     v["console"]["logfile"] = serde_json::json!(log);
     std::fs::write(&spec, serde_json::to_vec(&v).unwrap()).unwrap();
-    assert!(env.run(&["start", "-n", "tt", "-d", "--spec-json", spec.to_str().unwrap()]).status.success());
+    assert!(env
+        .run(&[
+            "start",
+            "-n",
+            "tt",
+            "-d",
+            "--spec-json",
+            spec.to_str().unwrap()
+        ])
+        .status
+        .success());
     // Nobody was attached at boot: `-t 0` replays the console ring buffer.
     env.wait_for("boot output in the console log", 10, || {
-        std::fs::read_to_string(&log).map(|l| l.contains("tt-boot-marker")).unwrap_or(false)
+        std::fs::read_to_string(&log)
+            .map(|l| l.contains("tt-boot-marker"))
+            .unwrap_or(false)
     });
     let mut c0 = PtyChild::spawn(env.cmd(&["console", "-n", "tt", "-t", "0"]));
     c0.expect("Connected to tty 0", 10);
@@ -91,10 +128,18 @@ fn console_ttys_and_errors() {
     t2.expect("<Ctrl+b q>", 10);
     let none = env.run(&["console", "-n", "tt"]);
     assert_eq!(none.status.code(), Some(1));
-    assert!(text(&none.stderr).contains("no free tty"), "{}", text(&none.stderr));
+    assert!(
+        text(&none.stderr).contains("no free tty"),
+        "{}",
+        text(&none.stderr)
+    );
     let out = env.run(&["console", "-n", "tt", "-t", "7"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
     // The shell on tty1 works (the tty is /dev/tty1 in the container).
     t1.send(b"echo on-$(tty)\r");
     t1.expect("on-/dev/tty1", 10);

@@ -16,8 +16,14 @@ fn start_daemon_then_clean_stop() {
     let spec = env.container("c1", &inittab("boot-marker-c1"), &["/sbin/init"]);
     let pidfile = env.dir.path().join("c1.pid");
     let out = env.run(&[
-        "start", "-n", "c1", "-d", "-p", pidfile.to_str().unwrap(),
-        "--spec-json", spec.to_str().unwrap(),
+        "start",
+        "-n",
+        "c1",
+        "-d",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "--spec-json",
+        spec.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "start failed: {}", text(&out.stderr));
 
@@ -28,7 +34,11 @@ fn start_daemon_then_clean_stop() {
     assert!(alive(init));
     let monitor = pidfile_pid(&pidfile);
     assert_eq!(info.monitor_pid, Some(monitor));
-    assert_eq!(env.monitors("c1"), vec![monitor], "ps shows exactly one monitor with the LXC-style title");
+    assert_eq!(
+        env.monitors("c1"),
+        vec![monitor],
+        "ps shows exactly one monitor with the LXC-style title"
+    );
     let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
     assert_eq!(text(&cmdline), format!("{}\0", env.monitor_title("c1")));
     // init is busybox init in its own pid namespace.
@@ -39,15 +49,30 @@ fn start_daemon_then_clean_stop() {
     assert!(env.record_path("c1").exists());
 
     // Starting again: already running, one container.
-    let again = env.run(&["start", "-n", "c1", "-d", "--spec-json", spec.to_str().unwrap()]);
+    let again = env.run(&[
+        "start",
+        "-n",
+        "c1",
+        "-d",
+        "--spec-json",
+        spec.to_str().unwrap(),
+    ]);
     assert_eq!(again.status.code(), Some(0));
-    assert!(text(&again.stderr).contains("already running"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already running"),
+        "{}",
+        text(&again.stderr)
+    );
     assert_eq!(env.monitors("c1").len(), 1);
 
     // Clean halt (busybox init halts on SIGUSR1).
     let out = env.run(&["stop", "-n", "c1", "-t", "30"]);
     assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("killed"), "halted cleanly, not killed: {}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("killed"),
+        "halted cleanly, not killed: {}",
+        text(&out.stderr)
+    );
     assert_eq!(env.state("c1"), State::Stopped);
     assert!(!alive(init));
     env.wait_for("the monitor to exit", 5, || !alive(monitor));
@@ -64,9 +89,16 @@ fn start_daemon_then_clean_stop() {
 fn stop_kill_and_halt_timeout() {
     let env = Env::new();
     // An init that ignores the halt signal: only a kill stops it.
-    let spec = env.container("k1", "", &["/bin/sh", "-c", "trap '' USR1; while :; do sleep 1; done"]);
+    let spec = env.container(
+        "k1",
+        "",
+        &["/bin/sh", "-c", "trap '' USR1; while :; do sleep 1; done"],
+    );
     let s = spec.to_str().unwrap();
-    assert!(env.run(&["start", "-n", "k1", "-d", "--spec-json", s]).status.success());
+    assert!(env
+        .run(&["start", "-n", "k1", "-d", "--spec-json", s])
+        .status
+        .success());
     let init = env.info("k1").init_pid.unwrap();
     let out = env.run(&["stop", "-n", "k1", "-k"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -75,16 +107,26 @@ fn stop_kill_and_halt_timeout() {
     assert!(env.monitors("k1").is_empty());
 
     // Halt with a 1 s timeout: ignored, so killed after the timeout.
-    assert!(env.run(&["start", "-n", "k1", "-d", "--spec-json", s]).status.success());
+    assert!(env
+        .run(&["start", "-n", "k1", "-d", "--spec-json", s])
+        .status
+        .success());
     let t0 = std::time::Instant::now();
     let out = env.run(&["stop", "-n", "k1", "-t", "1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(t0.elapsed() >= Duration::from_secs(1));
-    assert!(text(&out.stderr).contains("killed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("killed"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(env.state("k1"), State::Stopped);
 
     // --nokill: timeout is a failure and the container keeps running.
-    assert!(env.run(&["start", "-n", "k1", "-d", "--spec-json", s]).status.success());
+    assert!(env
+        .run(&["start", "-n", "k1", "-d", "--spec-json", s])
+        .status
+        .success());
     let out = env.run(&["stop", "-n", "k1", "-t", "1", "--nokill"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_eq!(env.state("k1"), State::Running);
@@ -103,7 +145,17 @@ fn stop_kill_and_halt_timeout() {
 fn killed_monitor_is_cleaned_up_by_the_next_command() {
     let env = Env::new();
     let spec = env.container("m1", &inittab("boot-m1"), &["/sbin/init"]);
-    assert!(env.run(&["start", "-n", "m1", "-d", "--spec-json", spec.to_str().unwrap()]).status.success());
+    assert!(env
+        .run(&[
+            "start",
+            "-n",
+            "m1",
+            "-d",
+            "--spec-json",
+            spec.to_str().unwrap()
+        ])
+        .status
+        .success());
     let info = env.info("m1");
     let (init, monitor) = (info.init_pid.unwrap(), info.monitor_pid.unwrap());
     // A record of what the monitor created lives in the run directory.
@@ -117,7 +169,11 @@ fn killed_monitor_is_cleaned_up_by_the_next_command() {
     r["items"] = serde_json::json!([{ "kind": "file", "path": leftover }]);
     std::fs::write(&rec, serde_json::to_vec(&r).unwrap()).unwrap();
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     env.wait_for("monitor to die", 10, || !alive(monitor));
     // init dies with its monitor (PDEATHSIG), taking the whole pid namespace.
     env.wait_for("init to die with its monitor", 10, || !alive(init));
@@ -127,7 +183,17 @@ fn killed_monitor_is_cleaned_up_by_the_next_command() {
     let out = env.run(&["stop", "-n", "m1"]);
     assert_eq!(out.status.code(), Some(2));
     // And it starts again normally.
-    assert!(env.run(&["start", "-n", "m1", "-d", "--spec-json", spec.to_str().unwrap()]).status.success());
+    assert!(env
+        .run(&[
+            "start",
+            "-n",
+            "m1",
+            "-d",
+            "--spec-json",
+            spec.to_str().unwrap()
+        ])
+        .status
+        .success());
     assert!(env.run(&["stop", "-n", "m1", "-k"]).status.success());
 }
 
@@ -146,11 +212,17 @@ fn concurrent_starts_give_one_container() {
                 .unwrap()
         })
         .collect();
-    let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+    let outs: Vec<_> = kids
+        .into_iter()
+        .map(|k| k.wait_with_output().unwrap())
+        .collect();
     for o in &outs {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     }
-    let already = outs.iter().filter(|o| text(&o.stderr).contains("already running")).count();
+    let already = outs
+        .iter()
+        .filter(|o| text(&o.stderr).contains("already running"))
+        .count();
     assert_eq!(already, 2, "exactly one start wins");
     assert_eq!(env.monitors("cc").len(), 1);
     assert_eq!(env.state("cc"), State::Running);
@@ -162,7 +234,14 @@ fn concurrent_starts_give_one_container() {
 fn bad_init_fails_naming_it_and_leaves_nothing() {
     let env = Env::new();
     let spec = env.container("bad", "", &["/nonexistent"]);
-    let out = env.run(&["start", "-n", "bad", "-d", "--spec-json", spec.to_str().unwrap()]);
+    let out = env.run(&[
+        "start",
+        "-n",
+        "bad",
+        "-d",
+        "--spec-json",
+        spec.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("/nonexistent"), "error names the init: {err}");
@@ -184,10 +263,22 @@ fn reboot_restarts_under_the_same_monitor() {
     let tab = "::sysinit:/bin/sh -c 'echo boot >> /boots; if [ ! -e /rebooted ]; then touch /rebooted; reboot; fi'\n::respawn:-/bin/sh\n::ctrlaltdel:/bin/reboot\n";
     let spec = env.container("rb", tab, &["/sbin/init"]);
     let boots = env.rootfs("rb").join("boots");
-    assert!(env.run(&["start", "-n", "rb", "-d", "--spec-json", spec.to_str().unwrap()]).status.success());
+    assert!(env
+        .run(&[
+            "start",
+            "-n",
+            "rb",
+            "-d",
+            "--spec-json",
+            spec.to_str().unwrap()
+        ])
+        .status
+        .success());
     let monitor = env.info("rb").monitor_pid.unwrap();
     env.wait_for("the reboot from inside", 30, || {
-        std::fs::read_to_string(&boots).map(|s| s.lines().count() == 2).unwrap_or(false)
+        std::fs::read_to_string(&boots)
+            .map(|s| s.lines().count() == 2)
+            .unwrap_or(false)
             && env.state("rb") == State::Running
     });
     let i1 = env.info("rb");
@@ -202,7 +293,9 @@ fn reboot_restarts_under_the_same_monitor() {
     assert_eq!(i2.monitor_pid, Some(monitor));
     assert_ne!(i2.init_pid, i1.init_pid, "a new init");
     env.wait_for("the third boot", 30, || {
-        std::fs::read_to_string(&boots).map(|s| s.lines().count() == 3).unwrap_or(false)
+        std::fs::read_to_string(&boots)
+            .map(|s| s.lines().count() == 3)
+            .unwrap_or(false)
     });
     assert!(env.run(&["stop", "-n", "rb", "-k"]).status.success());
     env.wait_for("the monitor to exit", 5, || !alive(monitor));

@@ -187,7 +187,11 @@ pub fn run_session(
     let tty = is_tty(input);
     let _raw = if tty { RawMode::enter(input) } else { None };
     if let Some(b) = banner {
-        let b = if tty { b.replace('\n', "\r\n") } else { b.to_string() };
+        let b = if tty {
+            b.replace('\n', "\r\n")
+        } else {
+            b.to_string()
+        };
         let _ = write_all_fd(2, b.as_bytes());
     }
     write_all_fd(output, &s.replay)?;
@@ -228,15 +232,31 @@ fn session_loop(
     let mut out = Vec::with_capacity(16384);
     loop {
         let mut fds = Vec::with_capacity(4);
-        fds.push(libc::pollfd { fd: s.conn.raw(), events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd {
+            fd: s.conn.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         if master_open {
-            fds.push(libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: master,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if input_open {
-            fds.push(libc::pollfd { fd: input, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: input,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let Some(w) = winch {
-            fds.push(libc::pollfd { fd: w.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: w.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: fds is a valid array of pollfd of the given length.
         let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -359,7 +379,9 @@ mod tests {
         assert_eq!(parse_escape(""), None);
         let b = banner(1, 1);
         assert!(b.contains("Connected to tty 1"));
-        assert!(b.contains("Type <Ctrl+a q> to exit the console, <Ctrl+a Ctrl+a> to enter Ctrl+a itself"));
+        assert!(b.contains(
+            "Type <Ctrl+a q> to exit the console, <Ctrl+a Ctrl+a> to enter Ctrl+a itself"
+        ));
         assert!(banner(0, 2).contains("<Ctrl+b q>"));
     }
 }

@@ -26,7 +26,10 @@ pub enum CleanupItem {
     /// A host file to remove.
     File { path: PathBuf },
     /// Anything else a backend records; only that backend's teardown understands it.
-    Other { backend: String, data: serde_json::Value },
+    Other {
+        backend: String,
+        data: serde_json::Value,
+    },
 }
 
 /// Errors of the host-side setup and teardown.
@@ -164,8 +167,12 @@ mod tests {
     #[test]
     fn cleanup_items_serialise_tagged() {
         let items = vec![
-            CleanupItem::Cgroup { path: "/sys/fs/cgroup/lxrs.payload.c1".into() },
-            CleanupItem::Link { name: "vethXYZ".into() },
+            CleanupItem::Cgroup {
+                path: "/sys/fs/cgroup/lxrs.payload.c1".into(),
+            },
+            CleanupItem::Link {
+                name: "vethXYZ".into(),
+            },
         ];
         let s = serde_json::to_string(&items).unwrap();
         assert!(s.contains(r#""kind":"cgroup""#), "{s}");
@@ -182,8 +189,12 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let items = vec![
             CleanupItem::File { path: f.clone() },
-            CleanupItem::Link { name: "veth0".into() },
-            CleanupItem::Cgroup { path: dir.path().join("cg") },
+            CleanupItem::Link {
+                name: "veth0".into(),
+            },
+            CleanupItem::Cgroup {
+                path: dir.path().join("cg"),
+            },
         ];
         let errs = DefaultHostSetup.teardown(&items);
         assert_eq!(errs.len(), 1, "{errs:?}");

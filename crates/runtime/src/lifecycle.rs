@@ -89,14 +89,21 @@ pub fn connect(lxcpath: &Path, name: &str) -> Result<Option<Conn>, LifecycleErro
         source: e.into(),
     };
     let sname = paths::socket_name(lxcpath, name);
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| mon("create socket", e))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| mon("create socket", e))?;
     let addr = UnixAddr::new_abstract(&sname).map_err(|e| mon("socket name", e))?;
     loop {
         match connect(fd.as_raw_fd(), &addr) {
             Ok(()) => return Ok(Some(Conn::new(fd))),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ECONNREFUSED) | Err(nix::errno::Errno::ENOENT) => {
+                return Ok(None)
+            }
             Err(e) => return Err(mon("connect to monitor", e)),
         }
     }
@@ -144,8 +151,15 @@ pub fn request(
 
 /// State and pids from the monitor, without leftover cleanup. `None` = no monitor.
 pub fn query(lxcpath: &Path, name: &str) -> Result<Option<Info>, LifecycleError> {
-    let Some(mut conn) = connect(lxcpath, name)? else { return Ok(None) };
-    let r = request(&mut conn, name, &Request::Info, Some(Instant::now() + QUERY_TIMEOUT))?;
+    let Some(mut conn) = connect(lxcpath, name)? else {
+        return Ok(None);
+    };
+    let r = request(
+        &mut conn,
+        name,
+        &Request::Info,
+        Some(Instant::now() + QUERY_TIMEOUT),
+    )?;
     Ok(r.and_then(|r| {
         Some(Info {
             state: r.state?,
@@ -178,7 +192,12 @@ pub fn info_in(rundir: &RunDir, lxcpath: &Path, name: &str, host: &mut dyn HostS
 
 /// [`info_in`] with the default run directory and host setup.
 pub fn info(lxcpath: &Path, name: &str) -> Info {
-    info_in(&RunDir::default(), lxcpath, name, crate::host::default_host_setup().as_mut())
+    info_in(
+        &RunDir::default(),
+        lxcpath,
+        name,
+        crate::host::default_host_setup().as_mut(),
+    )
 }
 
 /// The container's state (STOPPED when no monitor answers; leftovers cleaned on the way).
@@ -486,7 +505,10 @@ pub fn stop(lxcpath: &Path, name: &str, opts: &StopOptions) -> Result<StopOutcom
             if !signal(&mut conn, StopKind::Kill)? {
                 return Ok(StopOutcome::Stopped);
             }
-            if conn.wait_eof(Some(Instant::now() + KILL_TIMEOUT)).map_err(ioerr)? {
+            if conn
+                .wait_eof(Some(Instant::now() + KILL_TIMEOUT))
+                .map_err(ioerr)?
+            {
                 Ok(StopOutcome::Stopped)
             } else {
                 Err(LifecycleError::Timeout {
@@ -513,7 +535,10 @@ pub fn stop(lxcpath: &Path, name: &str, opts: &StopOptions) -> Result<StopOutcom
             if !signal(&mut conn, StopKind::Kill)? {
                 return Ok(StopOutcome::Killed);
             }
-            if conn.wait_eof(Some(Instant::now() + KILL_TIMEOUT)).map_err(ioerr)? {
+            if conn
+                .wait_eof(Some(Instant::now() + KILL_TIMEOUT))
+                .map_err(ioerr)?
+            {
                 Ok(StopOutcome::Killed)
             } else {
                 Err(LifecycleError::Timeout {
@@ -544,7 +569,9 @@ pub fn stop(lxcpath: &Path, name: &str, opts: &StopOptions) -> Result<StopOutcom
                     }
                     return Err(timeout_err("a reboot"));
                 };
-                let Ok(r) = proto::decode_response(&line) else { continue };
+                let Ok(r) = proto::decode_response(&line) else {
+                    continue;
+                };
                 match (r.notify, r.state) {
                     (true, Some(State::Stopping | State::Starting)) => went_down = true,
                     (true, Some(State::Running)) if went_down => return Ok(StopOutcome::Rebooted),
@@ -558,7 +585,11 @@ pub fn stop(lxcpath: &Path, name: &str, opts: &StopOptions) -> Result<StopOutcom
 /// Ask the monitor for a console: `Some(0)` the console, `Some(n)` tty n, `None` the first free
 /// tty. `NotRunning` when no monitor answers; `Refused` with the monitor's reason (busy, no such
 /// tty).
-pub fn console(lxcpath: &Path, name: &str, tty: Option<u32>) -> Result<ConsoleSession, LifecycleError> {
+pub fn console(
+    lxcpath: &Path,
+    name: &str,
+    tty: Option<u32>,
+) -> Result<ConsoleSession, LifecycleError> {
     let Some(mut conn) = connect(lxcpath, name)? else {
         return Err(LifecycleError::NotRunning {
             name: name.to_string(),

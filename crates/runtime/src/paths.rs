@@ -68,7 +68,9 @@ pub fn normalize_lxcpath(p: &Path) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(p)
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(p)
     };
     let mut out = PathBuf::from("/");
     for c in abs.components() {
@@ -93,7 +95,11 @@ pub fn socket_name(lxcpath: &Path, name: &str) -> Vec<u8> {
     if full.len() <= MAX_ABSTRACT {
         return full.into_bytes();
     }
-    format!("lxrs/{:016x}/command", fnv1a64(format!("{lp}{sep}{name}").as_bytes())).into_bytes()
+    format!(
+        "lxrs/{:016x}/command",
+        fnv1a64(format!("{lp}{sep}{name}").as_bytes())
+    )
+    .into_bytes()
 }
 
 fn fnv1a64(data: &[u8]) -> u64 {
@@ -113,13 +119,22 @@ mod tests {
     fn names() {
         let rd = RunDir::new("/run/x");
         let lp = Path::new("/nonexistent-lxrs/a/../b//");
-        assert_eq!(rd.lock_path(lp, "c1"), Path::new("/run/x/lock/nonexistent-lxrs/b/c1"));
+        assert_eq!(
+            rd.lock_path(lp, "c1"),
+            Path::new("/run/x/lock/nonexistent-lxrs/b/c1")
+        );
         assert_eq!(
             rd.record_path(lp, "c1"),
             Path::new("/run/x/state/nonexistent-lxrs/b/c1.json")
         );
-        assert_eq!(socket_name(lp, "c1"), b"lxrs/nonexistent-lxrs/b/c1/command".to_vec());
-        assert_eq!(socket_name(Path::new("/"), "c1"), b"lxrs/c1/command".to_vec());
+        assert_eq!(
+            socket_name(lp, "c1"),
+            b"lxrs/nonexistent-lxrs/b/c1/command".to_vec()
+        );
+        assert_eq!(
+            socket_name(Path::new("/"), "c1"),
+            b"lxrs/c1/command".to_vec()
+        );
     }
 
     #[test]

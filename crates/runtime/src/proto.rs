@@ -130,7 +130,11 @@ pub fn decode_request(line: &[u8]) -> Result<Request, String> {
         serde_json::from_slice(line).map_err(|e| format!("malformed request: {e}"))?;
     match raw.get("v").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(VERSION) => {}
-        Some(v) => return Err(format!("unsupported protocol version {v} (monitor speaks {VERSION})")),
+        Some(v) => {
+            return Err(format!(
+                "unsupported protocol version {v} (monitor speaks {VERSION})"
+            ))
+        }
         None => return Err("request without protocol version".into()),
     }
     serde_json::from_value::<RequestLine>(raw)
@@ -335,7 +339,10 @@ pub fn wait_fd(fd: RawFd, events: libc::c_short, timeout_ms: Option<u64>) -> std
         };
         let t = match deadline {
             None => -1,
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
         };
         // SAFETY: one valid pollfd on the stack, count 1.
         let rc = unsafe { libc::poll(&mut p, 1, t) };
@@ -359,9 +366,20 @@ mod tests {
     fn request_encoding_is_versioned_lines() {
         let cases = [
             (Request::Info, r#"{"v":1,"cmd":"info"}"#),
-            (Request::Stop { kind: StopKind::Halt }, r#"{"v":1,"cmd":"stop","kind":"halt"}"#),
-            (Request::Console { tty: Some(0) }, r#"{"v":1,"cmd":"console","tty":0}"#),
-            (Request::Console { tty: None }, r#"{"v":1,"cmd":"console","tty":null}"#),
+            (
+                Request::Stop {
+                    kind: StopKind::Halt,
+                },
+                r#"{"v":1,"cmd":"stop","kind":"halt"}"#,
+            ),
+            (
+                Request::Console { tty: Some(0) },
+                r#"{"v":1,"cmd":"console","tty":0}"#,
+            ),
+            (
+                Request::Console { tty: None },
+                r#"{"v":1,"cmd":"console","tty":null}"#,
+            ),
             (Request::Watch, r#"{"v":1,"cmd":"watch"}"#),
         ];
         for (req, text) in cases {
@@ -375,9 +393,15 @@ mod tests {
     #[test]
     fn bad_requests_are_explained() {
         assert!(decode_request(b"{").unwrap_err().contains("malformed"));
-        assert!(decode_request(br#"{"cmd":"info"}"#).unwrap_err().contains("version"));
-        assert!(decode_request(br#"{"v":2,"cmd":"info"}"#).unwrap_err().contains("version 2"));
-        assert!(decode_request(br#"{"v":1,"cmd":"explode"}"#).unwrap_err().contains("unknown"));
+        assert!(decode_request(br#"{"cmd":"info"}"#)
+            .unwrap_err()
+            .contains("version"));
+        assert!(decode_request(br#"{"v":2,"cmd":"info"}"#)
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(decode_request(br#"{"v":1,"cmd":"explode"}"#)
+            .unwrap_err()
+            .contains("unknown"));
         assert!(decode_request(br#"{"v":1,"cmd":"stop","kind":"nuke"}"#).is_err());
     }
 
@@ -387,10 +411,16 @@ mod tests {
         r.state = Some(State::Running);
         r.init_pid = Some(42);
         let enc = encode(&r);
-        assert_eq!(enc, b"{\"v\":1,\"ok\":true,\"state\":\"RUNNING\",\"init_pid\":42}\n");
+        assert_eq!(
+            enc,
+            b"{\"v\":1,\"ok\":true,\"state\":\"RUNNING\",\"init_pid\":42}\n"
+        );
         assert_eq!(decode_response(&enc[..enc.len() - 1]).unwrap(), r);
         let e = Response::err("busy");
-        assert_eq!(decode_response(&encode(&e)[..]).unwrap().error.as_deref(), Some("busy"));
+        assert_eq!(
+            decode_response(&encode(&e)[..]).unwrap().error.as_deref(),
+            Some("busy")
+        );
     }
 
     #[test]

@@ -102,7 +102,9 @@ mod tests {
             monitor_start: proc_start_time(me).unwrap(),
             init_pid: None,
             init_start: None,
-            items: vec![CleanupItem::File { path: "/tmp/x".into() }],
+            items: vec![CleanupItem::File {
+                path: "/tmp/x".into(),
+            }],
             pidfile: None,
         };
         write(&p, &rec).unwrap();

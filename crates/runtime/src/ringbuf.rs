@@ -86,10 +86,13 @@ mod tests {
         assert_eq!(r.contents(), b"lo world");
         assert_eq!(r.len(), 8);
         r.push(b"0123456789abc");
-        assert_eq!(r.contents(), b"6789abc".iter().copied().fold(vec![b'5'], |mut v, b| {
-            v.push(b);
-            v
-        }));
+        assert_eq!(
+            r.contents(),
+            b"6789abc".iter().copied().fold(vec![b'5'], |mut v, b| {
+                v.push(b);
+                v
+            })
+        );
         r.clear();
         assert!(r.contents().is_empty());
         r.push(b"x");

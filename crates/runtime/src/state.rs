@@ -100,7 +100,10 @@ mod tests {
     fn names_round_trip() {
         for s in State::ALL {
             assert_eq!(s.as_str().parse::<State>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert_eq!("running".parse::<State>().unwrap(), State::Running);
         assert!("RUNING".parse::<State>().is_err());

@@ -58,7 +58,10 @@ impl ChildEntry {
 
 /// The process title of a container's monitor.
 pub fn title(lxcpath: &std::path::Path, name: &str) -> String {
-    format!("{TITLE_PREFIX} {} {name}", paths::normalize_lxcpath(lxcpath).display())
+    format!(
+        "{TITLE_PREFIX} {} {name}",
+        paths::normalize_lxcpath(lxcpath).display()
+    )
 }
 
 /// If this process was exec'd as a container monitor, run it to completion and return its exit
@@ -69,12 +72,18 @@ pub fn run_if_monitor() -> Option<i32> {
     if !arg0.as_bytes().starts_with(TITLE_PREFIX.as_bytes()) {
         return None;
     }
-    Some(monitor_main(ChildEntry::real(), crate::host::default_host_setup()))
+    Some(monitor_main(
+        ChildEntry::real(),
+        crate::host::default_host_setup(),
+    ))
 }
 
 /// The monitor's `main`, with the child entry and host setup as parameters.
 pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
-    let Some(fd) = std::env::var(FD_ENV).ok().and_then(|v| v.parse::<RawFd>().ok()) else {
+    let Some(fd) = std::env::var(FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+    else {
         eprintln!("lxrs monitor: started without {FD_ENV}; it is started by `lxrs start`");
         return 2;
     };
@@ -91,11 +100,21 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
         Ok(Some(line)) => match serde_json::from_slice::<MonitorInit>(&line) {
             Ok(i) if i.v == proto::VERSION => i,
             Ok(i) => {
-                let _ = starter.send(&proto::encode(&Response::err(format!("monitor speaks protocol {} but starter sent {}", proto::VERSION, i.v))), None);
+                let _ = starter.send(
+                    &proto::encode(&Response::err(format!(
+                        "monitor speaks protocol {} but starter sent {}",
+                        proto::VERSION,
+                        i.v
+                    ))),
+                    None,
+                );
                 return 1;
             }
             Err(e) => {
-                let _ = starter.send(&proto::encode(&Response::err(format!("bad start request: {e}"))), None);
+                let _ = starter.send(
+                    &proto::encode(&Response::err(format!("bad start request: {e}"))),
+                    None,
+                );
                 return 1;
             }
         },
@@ -138,7 +157,11 @@ fn init_logging(init: &MonitorInit) {
         "ERROR" | "CRIT" | "ALERT" | "FATAL" => "error",
         _ => "warn",
     };
-    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&file) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+    {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(level))
             .with_ansi(false)
@@ -209,16 +232,24 @@ impl Monitor {
             Err(e) => return Err((starter, e)),
         };
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
             mask.add(s);
         }
-        if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        {
             return Err((starter, format!("block signals: {e}")));
         }
-        let sigfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
-            Ok(s) => s,
-            Err(e) => return Err((starter, format!("signalfd: {e}"))),
-        };
+        let sigfd =
+            match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+                Ok(s) => s,
+                Err(e) => return Err((starter, format!("signalfd: {e}"))),
+            };
         let mut ptys = Vec::new();
         for i in 0..=spec.tty.count {
             if i == 0 && !spec.console.enabled {
@@ -231,10 +262,17 @@ impl Monitor {
             }
         }
         let console_log = match &spec.console.logfile {
-            Some(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            Some(p) => match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    return Err((starter, format!("open console log file {}: {e}", p.display())))
+                    return Err((
+                        starter,
+                        format!("open console log file {}: {e}", p.display()),
+                    ))
                 }
             },
             None => None,
@@ -299,7 +337,8 @@ impl Monitor {
     fn write_record(&mut self) -> Result<(), String> {
         self.record.items = self.items.clone();
         let p = self.record_path();
-        record::write(&p, &self.record).map_err(|e| format!("write state record {}: {e}", p.display()))
+        record::write(&p, &self.record)
+            .map_err(|e| format!("write state record {}: {e}", p.display()))
     }
 
     fn set_state(&mut self, s: State) {
@@ -355,7 +394,14 @@ impl Monitor {
         // ours). The monitor is single-threaded, so the child's copy of the address space is
         // consistent (no lock is held by another thread).
         let pid = unsafe {
-            libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_long, 0, 0, 0, 0)
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::SIGCHLD as libc::c_long,
+                0,
+                0,
+                0,
+                0,
+            )
         };
         if pid < 0 {
             return Err(format!("clone: {}", std::io::Error::last_os_error()));
@@ -366,7 +412,11 @@ impl Monitor {
             drop(err_r);
             // Undo the monitor's signal set-up: blocked signals and ignored SIGPIPE would be
             // inherited by init across exec.
-            let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let _ = nix::sys::signal::pthread_sigmask(
+                SigmaskHow::SIG_SETMASK,
+                Some(&SigSet::empty()),
+                None,
+            );
             // SAFETY: restoring the default disposition of SIGPIPE; no handler is involved.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             (self.entry.run)(&self.spec, ctx);
@@ -563,8 +613,12 @@ impl Monitor {
 
     fn on_running(&mut self) {
         self.set_state(State::Running);
-        let Some(id) = self.starter.take() else { return };
-        let Some(idx) = self.clients.iter().position(|c| c.id == id) else { return };
+        let Some(id) = self.starter.take() else {
+            return;
+        };
+        let Some(idx) = self.clients.iter().position(|c| c.id == id) else {
+            return;
+        };
         let mut r = Response::ok();
         r.state = Some(State::Running);
         r.init_pid = self.child.as_ref().map(|c| c.pid);
@@ -577,7 +631,11 @@ impl Monitor {
                     r.replay_len = Some(replay.len());
                     let mut msg = proto::encode(&r);
                     msg.extend_from_slice(&replay);
-                    if self.clients[idx].conn.send(&msg, Some(p.master.as_fd())).is_ok() {
+                    if self.clients[idx]
+                        .conn
+                        .send(&msg, Some(p.master.as_fd()))
+                        .is_ok()
+                    {
                         p.held_by = Some(id);
                     }
                     return;
@@ -589,7 +647,9 @@ impl Monitor {
 
     fn on_console(&mut self, buf: &mut [u8]) {
         // Handed to a client earlier in this loop iteration: its data is the client's now.
-        let Some(p) = self.ptys[0].as_ref().filter(|p| p.held_by.is_none()) else { return };
+        let Some(p) = self.ptys[0].as_ref().filter(|p| p.held_by.is_none()) else {
+            return;
+        };
         match nix::unistd::read(p.master.as_raw_fd(), buf) {
             Ok(n) if n > 0 => {
                 self.ring.push(&buf[..n]);
@@ -638,7 +698,9 @@ impl Monitor {
     }
 
     fn on_client(&mut self, fd: RawFd) {
-        let Some(idx) = self.clients.iter().position(|c| c.conn.raw() == fd) else { return };
+        let Some(idx) = self.clients.iter().position(|c| c.conn.raw() == fd) else {
+            return;
+        };
         match self.clients[idx].conn.recv_some(true) {
             Ok(0) => {
                 self.drop_client(idx);
@@ -660,7 +722,12 @@ impl Monitor {
             };
             let mut msg = proto::encode(&resp);
             msg.extend_from_slice(&replay);
-            let master = pass.and_then(|t| self.ptys.get(t as usize)?.as_ref().map(|p| p.master.as_raw_fd()));
+            let master = pass.and_then(|t| {
+                self.ptys
+                    .get(t as usize)?
+                    .as_ref()
+                    .map(|p| p.master.as_raw_fd())
+            });
             // SAFETY: the master fd stays open (owned by self.ptys) for the duration of send.
             let master = master.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
             if self.clients[idx].conn.send(&msg, master).is_err() {
@@ -697,9 +764,15 @@ impl Monitor {
             }
             Request::Console { tty } => match self.pick_tty(tty) {
                 Ok(n) => {
-                    let p = self.ptys[n as usize].as_mut().expect("picked an existing pty");
+                    let p = self.ptys[n as usize]
+                        .as_mut()
+                        .expect("picked an existing pty");
                     p.held_by = Some(id);
-                    let replay = if n == 0 { self.ring.contents() } else { Vec::new() };
+                    let replay = if n == 0 {
+                        self.ring.contents()
+                    } else {
+                        Vec::new()
+                    };
                     let mut r = self.info();
                     r.tty = Some(n);
                     r.replay_len = Some(replay.len());
@@ -720,7 +793,8 @@ impl Monitor {
 
     fn pick_tty(&self, want: Option<u32>) -> Result<u32, String> {
         let count = self.spec.tty.count;
-        let free = |n: u32| matches!(self.ptys.get(n as usize), Some(Some(p)) if p.held_by.is_none());
+        let free =
+            |n: u32| matches!(self.ptys.get(n as usize), Some(Some(p)) if p.held_by.is_none());
         match want {
             Some(0) | None if count == 0 => {
                 if self.ptys[0].is_none() {
@@ -768,7 +842,11 @@ impl Monitor {
         if pidfd_signal(ch.pidfd.as_fd(), sig) {
             Ok(())
         } else {
-            Err(format!("send signal {sig} to init {}: {}", ch.pid, std::io::Error::last_os_error()))
+            Err(format!(
+                "send signal {sig} to init {}: {}",
+                ch.pid,
+                std::io::Error::last_os_error()
+            ))
         }
     }
 
@@ -866,7 +944,9 @@ fn describe(st: nix::sys::wait::WaitStatus) -> String {
 }
 
 fn bind_command_socket(spec: &StartSpec) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
     let name = paths::socket_name(&spec.lxcpath, &spec.name);
     let fd = socket(
         AddressFamily::Unix,
