@@ -55,8 +55,8 @@ impl Column {
                 "IPV4" => Ok(Column::Ipv4),
                 "IPV6" => Ok(Column::Ipv6),
                 "UNPRIVILEGED" => Ok(Column::Unprivileged),
-                other => Err(format!(
-                    "invalid column '{other}' (valid: NAME STATE PID RAM SWAP AUTOSTART GROUPS INTERFACE IPV4 IPV6 UNPRIVILEGED)"
+                _ => Err(format!(
+                    "invalid column '{c}' (valid: NAME STATE PID RAM SWAP AUTOSTART GROUPS INTERFACE IPV4 IPV6 UNPRIVILEGED)"
                 )),
             })
             .collect()

@@ -300,3 +300,26 @@ fn reboot_restarts_under_the_same_monitor() {
     assert!(env.run(&["stop", "-n", "rb", "-k"]).status.success());
     env.wait_for("the monitor to exit", 5, || !alive(monitor));
 }
+
+#[test]
+fn sigterm_to_the_monitor_halts_the_container() {
+    let env = Env::new();
+    let spec = env.container("st", &inittab("boot-st"), &["/sbin/init"]);
+    let s = spec.to_str().unwrap();
+    assert!(env
+        .run(&["start", "-n", "st", "-d", "--spec-json", s])
+        .status
+        .success());
+    let info = env.info("st");
+    let (init, monitor) = (info.init_pid.unwrap(), info.monitor_pid.unwrap());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // busybox init halts on the halt signal (SIGUSR1) well within the kill grace period.
+    env.wait_for("the container to halt", 15, || !alive(monitor));
+    assert!(!alive(init));
+    assert_eq!(env.state("st"), State::Stopped);
+    assert!(!env.record_path("st").exists());
+}

@@ -291,7 +291,9 @@ pub fn start(spec: &StartSpec, opts: &StartOptions) -> Result<Started, Lifecycle
     ) {
         tracing::warn!("leftover cleanup of {name}: {e}");
     }
+    tracing::debug!("{name}: spawning the monitor");
     let mut conn = spawn_monitor(spec, opts)?;
+    tracing::debug!("{name}: monitor spawned");
     let init = MonitorInit {
         v: proto::VERSION,
         spec: spec.clone(),
@@ -316,6 +318,7 @@ pub fn start(spec: &StartSpec, opts: &StartOptions) -> Result<Started, Lifecycle
             name: name.to_string(),
             message: "the monitor exited without reporting a result (see the log, -o/-l)".into(),
         })?;
+    tracing::debug!("{name}: start result received");
     let r = proto::decode_response(&line).map_err(|detail| LifecycleError::Protocol {
         op: "start",
         name: name.to_string(),

@@ -210,7 +210,10 @@ impl Conn {
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => {
-                    wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, Some(1000))?;
+                    // A peer that does not read for a second is dropped, never waited on.
+                    if !wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, Some(1000))? {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

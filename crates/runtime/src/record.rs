@@ -25,20 +25,23 @@ pub struct StateRecord {
     pub pidfile: Option<PathBuf>,
 }
 
-/// Write `rec` atomically (temp file, fsync, rename).
+/// Write `rec` atomically (temp file, rename).
 pub fn write(path: &Path, rec: &StateRecord) -> std::io::Result<()> {
     let data = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
     write_atomic(path, &data)
 }
 
-/// Atomic file write: write a sibling temp file, fsync, rename over `path`.
+/// Atomic file write: write a sibling temp file, rename over `path`. Readers see the old or the
+/// new content, never a mix. No fsync: these files describe the running system and live on a
+/// tmpfs (`/run`) that does not survive a reboot anyway; an fsync costs milliseconds on the
+/// start path.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
-    let r = f.write_all(data).and_then(|_| f.sync_all());
+    let r = f.write_all(data);
     drop(f);
     if let Err(e) = r.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);

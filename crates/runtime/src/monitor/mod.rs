@@ -121,6 +121,7 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
         _ => return 1,
     };
     init_logging(&init);
+    tracing::debug!("monitor up, start request read");
     let mut m = match Monitor::new(init, starter, host, entry) {
         Ok(m) => m,
         Err((starter, msg)) => {
@@ -312,10 +313,6 @@ impl Monitor {
         };
         let id = m.add_client(starter);
         m.starter = Some(id);
-        if let Err(e) = m.write_record() {
-            let c = m.clients.pop().expect("starter").conn;
-            return Err((c, e));
-        }
         Ok(m)
     }
 
@@ -677,6 +674,22 @@ impl Monitor {
             }
             // SAFETY: accept4 returned a fresh descriptor we own.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // Writes to a client that stops reading give up after a second instead of
+            // blocking the monitor (the client is then dropped).
+            let tv = libc::timeval {
+                tv_sec: 1,
+                tv_usec: 0,
+            };
+            // SAFETY: setsockopt reads one timeval from a valid pointer.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDTIMEO,
+                    (&tv as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                )
+            };
             if !peer_allowed(fd.as_raw_fd()) {
                 tracing::warn!("refusing command-socket client with another uid");
                 continue;
@@ -792,41 +805,9 @@ impl Monitor {
     }
 
     fn pick_tty(&self, want: Option<u32>) -> Result<u32, String> {
-        let count = self.spec.tty.count;
         let free =
             |n: u32| matches!(self.ptys.get(n as usize), Some(Some(p)) if p.held_by.is_none());
-        match want {
-            Some(0) | None if count == 0 => {
-                if self.ptys[0].is_none() {
-                    return Err("the container has no console (lxc.console.path = none) and no ttys (lxc.tty.max = 0)".into());
-                }
-                if free(0) {
-                    Ok(0)
-                } else {
-                    Err("tty 0 (the console) is busy".into())
-                }
-            }
-            Some(0) => {
-                if self.ptys[0].is_none() {
-                    Err("the container has no console (lxc.console.path = none)".into())
-                } else if free(0) {
-                    Ok(0)
-                } else {
-                    Err("tty 0 (the console) is busy".into())
-                }
-            }
-            Some(n) if n > count => Err(format!("tty {n} does not exist (lxc.tty.max = {count})")),
-            Some(n) => {
-                if free(n) {
-                    Ok(n)
-                } else {
-                    Err(format!("tty {n} is busy"))
-                }
-            }
-            None => (1..=count)
-                .find(|n| free(*n))
-                .ok_or_else(|| format!("no free tty (all {count} busy)")),
-        }
+        pick_tty(want, self.spec.tty.count, self.ptys[0].is_some(), free)
     }
 
     fn signal_init(&mut self, kind: StopKind) -> Result<(), String> {
@@ -934,6 +915,37 @@ impl Monitor {
     }
 }
 
+/// Which tty a console request gets: `Some(0)` the console, `Some(n)` tty n, `None` the first
+/// free tty 1..=count (the console when there are no ttys). Busy or missing ones are errors.
+fn pick_tty(
+    want: Option<u32>,
+    count: u32,
+    has_console: bool,
+    free: impl Fn(u32) -> bool,
+) -> Result<u32, String> {
+    match want {
+        Some(0) | None if count == 0 || want == Some(0) => {
+            if !has_console {
+                Err(if count == 0 {
+                    "the container has no console (lxc.console.path = none) and no ttys (lxc.tty.max = 0)".into()
+                } else {
+                    "the container has no console (lxc.console.path = none)".into()
+                })
+            } else if free(0) {
+                Ok(0)
+            } else {
+                Err("tty 0 (the console) is busy".into())
+            }
+        }
+        Some(n) if n > count => Err(format!("tty {n} does not exist (lxc.tty.max = {count})")),
+        Some(n) if free(n) => Ok(n),
+        Some(n) => Err(format!("tty {n} is busy")),
+        None => (1..=count)
+            .find(|n| free(*n))
+            .ok_or_else(|| format!("no free tty (all {count} busy)")),
+    }
+}
+
 fn describe(st: nix::sys::wait::WaitStatus) -> String {
     use nix::sys::wait::WaitStatus;
     match st {
@@ -1019,4 +1031,38 @@ fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: i32) -> bool {
 fn kill_pid(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_tty;
+
+    #[test]
+    fn tty_allocation() {
+        let all = |_: u32| true;
+        assert_eq!(pick_tty(Some(0), 4, true, all), Ok(0));
+        assert_eq!(pick_tty(None, 4, true, all), Ok(1));
+        assert_eq!(pick_tty(None, 4, true, |n| n > 2), Ok(3));
+        assert_eq!(pick_tty(Some(3), 4, true, all), Ok(3));
+        assert!(pick_tty(Some(3), 4, true, |n| n != 3)
+            .unwrap_err()
+            .contains("busy"));
+        assert!(pick_tty(Some(5), 4, true, all)
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(pick_tty(None, 4, true, |n| n == 0)
+            .unwrap_err()
+            .contains("no free tty"));
+        // No ttys: the console; no console either: a clear error.
+        assert_eq!(pick_tty(None, 0, true, all), Ok(0));
+        assert!(pick_tty(None, 0, false, all)
+            .unwrap_err()
+            .contains("no console"));
+        assert!(pick_tty(Some(0), 2, false, all)
+            .unwrap_err()
+            .contains("no console"));
+        assert!(pick_tty(Some(0), 2, true, |n| n != 0)
+            .unwrap_err()
+            .contains("busy"));
+    }
 }
