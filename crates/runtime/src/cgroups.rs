@@ -239,6 +239,31 @@ pub fn teardown_item(item: &CleanupItem) -> Option<Result<(), HostError>> {
     Some(r.map_err(HostError::from))
 }
 
+/// Thaw the recorded payload cgroups (before killing what a dead monitor left: a frozen v1
+/// task only dies once thawed). Best effort.
+pub fn thaw_recorded(items: &[CleanupItem]) {
+    let recs: Vec<CgroupRecord> = items
+        .iter()
+        .filter_map(CgroupRecord::from_item)
+        .filter_map(Result::ok)
+        .filter(CgroupRecord::is_payload)
+        .collect();
+    if recs.is_empty() {
+        return;
+    }
+    let Ok(mounts) = CgroupMounts::host() else {
+        return;
+    };
+    for rec in recs {
+        let Ok(driver) = rec.driver() else { continue };
+        if let Ok(cg) = Cgroup::open_existing(&mounts, driver, &rec.name) {
+            if let Err(e) = cg.thaw_timeout(Duration::from_millis(500)) {
+                tracing::warn!("thawing {}: {e}", rec.name);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start: the monitor's side
 
@@ -552,6 +577,19 @@ impl StatsReader {
     }
 }
 
+/// Usage of container `name` in `lxcpath` (default run directory): `None` when it is not
+/// running or has no recorded cgroup. What `info` and `ls` (RAM, SWAP, CPU) show.
+pub fn container_stats(lxcpath: &Path, name: &str) -> Option<Stats> {
+    let reader = StatsReader::new().ok()?;
+    match reader.container(&RunDir::default(), lxcpath, name)? {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!("usage of {name}: {e}");
+            None
+        }
+    }
+}
+
 /// `ls` RAM/SWAP format: `%.2fMB` of MiB (LXC), `-` when unknown.
 pub fn format_mib(bytes: Option<u64>) -> String {
     match bytes {
@@ -658,6 +696,35 @@ pub fn control(
         }
         return Ok(r);
     }
+}
+
+/// The freeze+unfreeze benchmark (for `cargo xtask bench`): `pairs` round trips of a freeze
+/// request and an unfreeze request to the monitor of the running container `name` (what
+/// `lxrs freeze` + `lxrs unfreeze` do, minus process start-up). Returns each pair's time.
+pub fn bench_freeze_thaw(
+    lxcpath: &Path,
+    name: &str,
+    pairs: usize,
+) -> Result<Vec<Duration>, ControlError> {
+    let mut out = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        let t = std::time::Instant::now();
+        control(lxcpath, name, &CgroupRequest::Freeze)?;
+        control(lxcpath, name, &CgroupRequest::Unfreeze)?;
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
+/// Median and 99th percentile (nearest rank) of `samples`.
+pub fn median_p99(samples: &[Duration]) -> Option<(Duration, Duration)> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort();
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some((rank(0.5), rank(0.99)))
 }
 
 #[cfg(test)]
@@ -920,6 +987,15 @@ mod tests {
         let back: CleanupItem = serde_json::from_str(&json).unwrap();
         assert_eq!(CgroupRecord::from_item(&back).unwrap().unwrap(), rec);
         assert!(CgroupRecord::from_item(&CleanupItem::Link { name: "x".into() }).is_none());
+    }
+
+    #[test]
+    fn percentiles() {
+        let ms = |n| Duration::from_millis(n);
+        let v: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        assert_eq!(median_p99(&v), Some((ms(50), ms(99))));
+        assert_eq!(median_p99(&[ms(3)]), Some((ms(3), ms(3))));
+        assert_eq!(median_p99(&[]), None);
     }
 
     #[test]

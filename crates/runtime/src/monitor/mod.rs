@@ -473,12 +473,9 @@ impl Monitor {
     fn kill_and_reap_child(&mut self) {
         if let Some(ch) = self.child.take() {
             pidfd_signal(ch.pidfd.as_fd(), libc::SIGKILL);
-            loop {
-                match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ch.pid), None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(nix::errno::Errno::EINTR) =
+                nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ch.pid), None)
+            {}
         }
     }
 
@@ -859,7 +856,7 @@ impl Monitor {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(st) => {
-                    let Some(pid) = st.pid() else { return None };
+                    let pid = st.pid()?;
                     if self.child.as_ref().map(|c| c.pid) != Some(pid.as_raw()) {
                         continue;
                     }
