@@ -72,17 +72,24 @@ pub struct DefaultHostSetup;
 impl HostSetup for DefaultHostSetup {
     fn prepare(
         &mut self,
-        _spec: &StartSpec,
-        _child_pid: i32,
-        _created: &mut Vec<CleanupItem>,
+        spec: &StartSpec,
+        child_pid: i32,
+        created: &mut Vec<CleanupItem>,
     ) -> Result<(), HostError> {
-        Ok(())
+        crate::network::prepare(spec, child_pid, created)
     }
 
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError> {
         let mut errors = Vec::new();
+        // Host links and phys hand-back (through the pinned netns) go to the network backend.
+        let mut net = crate::network::Teardown::new();
         for item in items.iter().rev() {
-            if let Err(e) = teardown_generic(item) {
+            let r = if crate::network::owns(item) {
+                net.undo(item)
+            } else {
+                teardown_generic(item)
+            };
+            if let Err(e) = r {
                 errors.push(e);
             }
         }
@@ -189,8 +196,11 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let items = vec![
             CleanupItem::File { path: f.clone() },
-            CleanupItem::Link {
-                name: "veth0".into(),
+            // Unknown backend: reported, and the rest still undone. (No Link here: that
+            // would delete a link of the machine's own namespace.)
+            CleanupItem::Other {
+                backend: "nonexistent-backend".into(),
+                data: serde_json::Value::Null,
             },
             CleanupItem::Cgroup {
                 path: dir.path().join("cg"),
