@@ -164,7 +164,12 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&config, "lxc.net.0.type = empty\n")?;
     let mut tools = vec![Tool { lxc: false, bin: bin.clone(), lxcpath: base.join("lxrs"), config: config.clone() }];
     if have_lxc() {
-        tools.push(Tool { lxc: true, bin: bin.clone(), lxcpath: base.join("lxc"), config: config.clone() });
+        // LXC chmods the console pty on the host's /dev/pts, which is mounted read-only on some
+        // machines (this one): it then cannot start at all, so its containers run without a
+        // console. lxrs keeps its console (and ttys) in every measurement.
+        let lxc_config = base.join("lxc-nonet.conf");
+        std::fs::write(&lxc_config, "lxc.net.0.type = empty\nlxc.console.path = none\n")?;
+        tools.push(Tool { lxc: true, bin: bin.clone(), lxcpath: base.join("lxc"), config: lxc_config });
     } else {
         eprintln!("xtask: LXC is not installed (apt-get install lxc): lxrs figures only");
     }

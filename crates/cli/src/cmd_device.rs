@@ -154,7 +154,12 @@ fn add_node(lxcpath: &Path, name: &str, init: i32, src: &Path, dest: &str) -> Re
             node.rule()
         ));
     }
-    tracing::info!("added {} to {name} as {} ({})", src.display(), dest.display(), node.rule());
+    tracing::info!(
+        "added {} to {name} as {} ({})",
+        src.display(),
+        dest.display(),
+        node.rule()
+    );
     Ok(())
 }
 
@@ -233,12 +238,7 @@ fn in_container(init: i32, op: &NodeOp<'_>) -> Result<Option<Node>> {
                     Err(e) => return Err(e).context("read the child's answer"),
                 }
             }
-            loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(child, None) {}
             let text = String::from_utf8_lossy(&out);
             if let Some(e) = text.strip_prefix("err ") {
                 bail!("{e}");
@@ -263,7 +263,8 @@ fn child_op(root: &Path, op: &NodeOp<'_>) -> Result<Option<Node>, String> {
     let unlink_existing = |path: &Path| -> Result<Option<std::fs::Metadata>, String> {
         match std::fs::symlink_metadata(path) {
             Ok(md) => {
-                std::fs::remove_file(path).map_err(|e| format!("unlink {}: {e}", path.display()))?;
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("unlink {}: {e}", path.display()))?;
                 Ok(Some(md))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -346,9 +347,12 @@ fn move_interface_in(init: i32, dev: &str, dest: &str) -> Result<()> {
         bail!("invalid interface name {dest:?}");
     }
     let mut nl = lxrs_netns::Netlink::new().context("netlink socket")?;
-    let link = nl.link(dev).with_context(|| format!("looking up interface {dev}"))?;
+    let link = nl
+        .link(dev)
+        .with_context(|| format!("looking up interface {dev}"))?;
     if link.flags & libc::IFF_UP as u32 != 0 {
-        nl.set_down(dev).with_context(|| format!("setting {dev} down"))?;
+        nl.set_down(dev)
+            .with_context(|| format!("setting {dev} down"))?;
     }
     nl.move_link(dev, lxrs_netns::NsRef::Pid(init as u32), Some(dest))
         .with_context(|| format!("moving {dev} into the container as {dest}"))?;

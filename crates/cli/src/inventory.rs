@@ -60,6 +60,8 @@ pub fn addresses(init_pid: i32) -> (Vec<String>, Vec<String>, Vec<String>) {
 
 /// Resource use of a running container: (memory bytes, swap bytes, cpu ns).
 pub fn stats(lxcpath: &Path, name: &str) -> (Option<u64>, Option<u64>, Option<u64>) {
-    let _ = (lxcpath, name);
-    (None, None, None)
+    match lxrs_runtime::cgroups::container_stats(lxcpath, name) {
+        Some(s) => (s.memory_bytes, s.swap_bytes, s.cpu_ns),
+        None => (None, None, None),
+    }
 }

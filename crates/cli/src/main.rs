@@ -7,8 +7,11 @@ mod cmd_config;
 mod cmd_console;
 mod cmd_create;
 mod cmd_destroy;
+mod cmd_device;
+mod cmd_freeze;
 mod cmd_info;
 mod cmd_ls;
+mod cmd_net;
 mod cmd_start;
 mod cmd_stop;
 mod globals;
@@ -46,6 +49,14 @@ enum Cmd {
     Info(cmd_info::Args),
     /// Run a command (default: a shell) inside a running container.
     Attach(cmd_attach::Args),
+    /// Freeze all the container's processes.
+    Freeze(cmd_freeze::FreezeArgs),
+    /// Thaw a frozen container.
+    Unfreeze(cmd_freeze::FreezeArgs),
+    /// Add or remove a device node or network interface of a running container.
+    Device(cmd_device::Args),
+    /// Host network for containers: the lxcbr0 bridge, DHCP (dnsmasq), NAT (nftables).
+    Net(cmd_net::Args),
     /// Check, read, edit and upgrade lxc.conf(5) files.
     Config(cmd_config::Args),
     /// Start, reboot, shut down or kill the containers marked lxc.start.auto, in order.
@@ -81,6 +92,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Info(a) => cmd_info::run(a, g),
         Cmd::Config(a) => cmd_config::run(a, g),
         Cmd::Attach(a) => cmd_attach::run(a, g),
+        Cmd::Freeze(a) => cmd_freeze::run_freeze(a, g),
+        Cmd::Unfreeze(a) => cmd_freeze::run_unfreeze(a, g),
+        Cmd::Device(a) => cmd_device::run(a, g),
+        Cmd::Net(a) => cmd_net::run(a, g),
         Cmd::Autostart(a) => cmd_autostart::run(a, g),
     }
 }

@@ -42,11 +42,21 @@ fn devices_case(driver: &'static str) {
     .unwrap();
     // An unusual mode, set after mknod so the umask does not interfere.
     std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o604)).unwrap();
-    env.ok(&["device", "-n", &name, "add", src.to_str().unwrap(), "/dev/lxrs-test/kmsg"]);
+    env.ok(&[
+        "device",
+        "-n",
+        &name,
+        "add",
+        src.to_str().unwrap(),
+        "/dev/lxrs-test/kmsg",
+    ]);
     let md = std::fs::metadata(format!("{root}/dev/lxrs-test/kmsg")).unwrap();
     assert!(md.file_type().is_char_device());
     assert_eq!(md.mode() & 0o7777, 0o604);
-    assert_eq!(md.rdev(), nix::sys::stat::makedev(MAJOR.into(), MINOR.into()));
+    assert_eq!(
+        md.rdev(),
+        nix::sys::stat::makedev(MAJOR.into(), MINOR.into())
+    );
     assert_eq!(env.probe(init, "/dev/lxrs-test/kmsg"), "OPENED");
     // The rule follows the device: the node made earlier opens now too.
     assert_eq!(env.probe(init, "/lxrs-test-kmsg"), "OPENED");
@@ -62,16 +72,28 @@ fn devices_case(driver: &'static str) {
     // Clear errors: a missing source, a source that is not a device node, a stopped container.
     let missing = env.run(&["device", "-n", &name, "add", "/nonexistent/lxrs-dev"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("/nonexistent/lxrs-dev"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("/nonexistent/lxrs-dev"),
+        "{}",
+        text(&missing.stderr)
+    );
     let regular = env.dir.path().join("regular-file");
     std::fs::write(&regular, b"x").unwrap();
     let out = env.run(&["device", "-n", &name, "add", regular.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not a device node"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a device node"),
+        "{}",
+        text(&out.stderr)
+    );
     env.ok(&["stop", "-n", &name, "-k"]);
     let out = env.run(&["device", "-n", &name, "add", src.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not running"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not running"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -82,4 +104,65 @@ fn device_filter_and_device_add_del_v1() {
 #[test]
 fn device_filter_and_device_add_del_v2() {
     devices_case("v2");
+}
+
+/// §6.2: `device add` of a host interface moves it in (set down, renamed to DEST in the same
+/// message); `device del` moves it back to the host under the given name. The veth's peer
+/// lives in a scratch namespace: when the test ends (or fails) dropping that namespace
+/// destroys the pair, wherever its other end is.
+#[test]
+fn device_add_del_moves_a_network_interface() {
+    use lxrs_netns::{random_ifname, LinkOpts, NetNs, Netlink, NsRef, VethSpec};
+    use std::os::fd::AsFd;
+    let env = Env::new("v1");
+    let name = env.name("cgnic");
+    let init = env.start(&name, "");
+    let scratch = NetNs::create().unwrap();
+    let host_end = random_ifname("lxt");
+    let mut host = Netlink::new().unwrap();
+    host.create_veth(&VethSpec {
+        name: &host_end,
+        opts: LinkOpts {
+            up: true,
+            ..Default::default()
+        },
+        peer_name: "peer0",
+        peer: LinkOpts {
+            netns: Some(NsRef::Fd(scratch.as_fd())),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    struct DeleteOnDrop(String);
+    impl Drop for DeleteOnDrop {
+        fn drop(&mut self) {
+            if let Ok(mut nl) = Netlink::new() {
+                let _ = nl.delete_link(self.0.as_str());
+            }
+        }
+    }
+    let _guard = DeleteOnDrop(host_end.clone());
+
+    env.ok(&["device", "-n", &name, "add", &host_end, "eth7"]);
+    assert!(
+        host.find_link(host_end.as_str()).unwrap().is_none(),
+        "moved away from the host"
+    );
+    let mut ct = Netlink::for_pid(init as u32).unwrap();
+    let link = ct
+        .find_link("eth7")
+        .unwrap()
+        .expect("in the container, renamed");
+    assert_eq!(
+        link.flags & libc::IFF_UP as u32,
+        0,
+        "set down, not brought up again"
+    );
+
+    env.ok(&["device", "-n", &name, "del", "eth7", &host_end]);
+    assert!(ct.find_link("eth7").unwrap().is_none());
+    assert!(
+        host.find_link(host_end.as_str()).unwrap().is_some(),
+        "back on the host"
+    );
 }

@@ -33,10 +33,17 @@ fn freeze_case(driver: &'static str) {
 
     env.ok(&["freeze", "-n", &name]);
     assert_eq!(env.state(&name), "FROZEN");
-    assert!(kernel_frozen(&env, &name), "the kernel reports the cgroup frozen");
+    assert!(
+        kernel_frozen(&env, &name),
+        "the kernel reports the cgroup frozen"
+    );
     let frozen_at = env.count(init);
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(env.count(init), frozen_at, "the counter must not advance while frozen");
+    assert_eq!(
+        env.count(init),
+        frozen_at,
+        "the counter must not advance while frozen"
+    );
 
     // Freezing again: a no-op success; still frozen, still not counting.
     let out = env.ok(&["freeze", "-n", &name]);
@@ -57,14 +64,23 @@ fn freeze_case(driver: &'static str) {
     assert_eq!(env.state(&name), "FROZEN");
     env.ok(&["stop", "-n", &name, "-k"]);
     assert_eq!(env.state(&name), "STOPPED");
-    assert!(!std::path::Path::new(&format!("/proc/{init}")).exists() || {
-        let s = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
-        s.is_empty() || s[s.rfind(')').unwrap() + 2..].starts_with('Z')
-    });
-    assert!(Env::leftover_cgroups(&name).is_empty(), "{:?}", Env::leftover_cgroups(&name));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{init}")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+            s.is_empty() || s[s.rfind(')').unwrap() + 2..].starts_with('Z')
+        }
+    );
+    assert!(
+        Env::leftover_cgroups(&name).is_empty(),
+        "{:?}",
+        Env::leftover_cgroups(&name)
+    );
 
     // Not running: exit 1 with LXC's wording.
-    for (cmd, verb) in [("freeze", "Failed to freeze"), ("unfreeze", "Failed to unfreeze")] {
+    for (cmd, verb) in [
+        ("freeze", "Failed to freeze"),
+        ("unfreeze", "Failed to unfreeze"),
+    ] {
         let out = env.run(&[cmd, "-n", &name]);
         assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out.stderr));
         let err = text(&out.stderr);

@@ -18,7 +18,11 @@ fn limits_case(driver: &'static str) {
     let init = env.start(&name, LIMITS);
     let rec = env.payload(&name);
     assert_eq!(rec.driver, driver);
-    assert!(rec.name.starts_with(&format!("lxrs.payload.{name}")), "{}", rec.name);
+    assert!(
+        rec.name.starts_with(&format!("lxrs.payload.{name}")),
+        "{}",
+        rec.name
+    );
     let read = |file: &str| -> String {
         let p = rec
             .paths
@@ -32,9 +36,18 @@ fn limits_case(driver: &'static str) {
     let procs: Vec<String> = rec
         .paths
         .iter()
-        .flat_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
-    assert!(procs.contains(&init.to_string()), "init {init} not in {procs:?}");
+    assert!(
+        procs.contains(&init.to_string()),
+        "init {init} not in {procs:?}"
+    );
     match driver {
         "v1" => {
             assert_eq!(read("memory.limit_in_bytes"), "67108864");
@@ -59,13 +72,27 @@ fn limits_case(driver: &'static str) {
         _ => "lxc.cgroup2.cgroup.no_such_file",
     };
     std::fs::write(&config, format!("lxc.net.0.type = empty\n{key} = 1\n")).unwrap();
-    env.ok(&["create", "-t", "busybox", "-n", &bad, "-f", config.to_str().unwrap()]);
+    env.ok(&[
+        "create",
+        "-t",
+        "busybox",
+        "-n",
+        &bad,
+        "-f",
+        config.to_str().unwrap(),
+    ]);
     let out = env.run(&["start", "-n", &bad, "-d"]);
     assert!(!out.status.success());
-    let short = key.trim_start_matches("lxc.cgroup2.").trim_start_matches("lxc.cgroup.");
+    let short = key
+        .trim_start_matches("lxc.cgroup2.")
+        .trim_start_matches("lxc.cgroup.");
     assert!(text(&out.stderr).contains(short), "{}", text(&out.stderr));
     assert_eq!(env.state(&bad), "STOPPED");
-    assert!(Env::leftover_cgroups(&bad).is_empty(), "{:?}", Env::leftover_cgroups(&bad));
+    assert!(
+        Env::leftover_cgroups(&bad).is_empty(),
+        "{:?}",
+        Env::leftover_cgroups(&bad)
+    );
 }
 
 fn killed_monitor_case(driver: &'static str) {

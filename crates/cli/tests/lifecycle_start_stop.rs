@@ -166,7 +166,11 @@ fn killed_monitor_is_cleaned_up_by_the_next_command() {
     let leftover = env.dir.path().join("leftover-file");
     std::fs::write(&leftover, b"x").unwrap();
     let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
-    r["items"] = serde_json::json!([{ "kind": "file", "path": leftover }]);
+    // Appended: the real items (the container's cgroups) must be torn down too.
+    r["items"]
+        .as_array_mut()
+        .expect("items")
+        .push(serde_json::json!({ "kind": "file", "path": leftover }));
     std::fs::write(&rec, serde_json::to_vec(&r).unwrap()).unwrap();
 
     nix::sys::signal::kill(

@@ -514,6 +514,10 @@ impl<H: HostSetup> HostSetup for WithCgroups<H> {
         }
         errors
     }
+
+    fn cgroups(&mut self) -> Option<&mut ContainerCgroups> {
+        self.live.as_mut()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,6 +627,17 @@ pub enum CgroupRequest {
     DeviceRule { allow: bool, rule: String },
 }
 
+impl From<CgroupRequest> for crate::proto::Request {
+    fn from(r: CgroupRequest) -> Self {
+        use crate::proto::Request;
+        match r {
+            CgroupRequest::Freeze => Request::Freeze,
+            CgroupRequest::Unfreeze => Request::Unfreeze,
+            CgroupRequest::DeviceRule { allow, rule } => Request::DeviceRule { allow, rule },
+        }
+    }
+}
+
 /// How long to wait for the monitor's answer (a freeze is confirmed within 5 s).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -651,10 +666,7 @@ pub fn control(
     let Some(mut conn) = crate::lifecycle::connect(lxcpath, name)? else {
         return Err(not_running());
     };
-    let mut line = serde_json::to_value(req).expect("requests serialise");
-    line["v"] = serde_json::Value::from(crate::proto::VERSION);
-    let mut data = serde_json::to_vec(&line).expect("requests serialise");
-    data.push(b'\n');
+    let data = crate::proto::encode_request(&req.clone().into());
     let ioerr = |op, e| LifecycleError::Monitor {
         op,
         name: name.to_string(),
@@ -773,6 +785,22 @@ mod tests {
             e.contains("bad.conf:3") && e.contains(DRIVER_KEY) && e.contains("\"cgroup3\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/lxrs.conf");
+        assert_eq!(
+            configured_driver(&example, None).unwrap(),
+            None,
+            "commented out"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("#lxrs.cgroup.driver = v1", "lxrs.cgroup.driver = v1");
+        let c = write(d.path(), "lxrs.conf", &text);
+        assert_eq!(configured_driver(&c, None).unwrap(), Some(Driver::V1));
     }
 
     fn fake_mounts(root: &Path) -> CgroupMounts {
@@ -987,6 +1015,28 @@ mod tests {
         let back: CleanupItem = serde_json::from_str(&json).unwrap();
         assert_eq!(CgroupRecord::from_item(&back).unwrap().unwrap(), rec);
         assert!(CgroupRecord::from_item(&CleanupItem::Link { name: "x".into() }).is_none());
+    }
+
+    #[test]
+    fn requests_on_the_wire() {
+        use crate::proto::{decode_request, encode_request, Request};
+        let cases = [
+            (CgroupRequest::Freeze, r#"{"v":1,"cmd":"freeze"}"#),
+            (CgroupRequest::Unfreeze, r#"{"v":1,"cmd":"unfreeze"}"#),
+            (
+                CgroupRequest::DeviceRule {
+                    allow: false,
+                    rule: "c 1:11 rwm".into(),
+                },
+                r#"{"v":1,"cmd":"device_rule","allow":false,"rule":"c 1:11 rwm"}"#,
+            ),
+        ];
+        for (req, text) in cases {
+            let r: Request = req.into();
+            let enc = encode_request(&r);
+            assert_eq!(std::str::from_utf8(&enc).unwrap().trim_end(), text);
+            assert_eq!(decode_request(text.as_bytes()).unwrap(), r);
+        }
     }
 
     #[test]

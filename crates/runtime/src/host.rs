@@ -62,6 +62,11 @@ pub trait HostSetup {
     /// Undo `items` in reverse order, collecting every error instead of stopping at the first.
     /// Called with the container's processes gone (or about to be: cgroups are retried).
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError>;
+
+    /// The running container's cgroups (freeze, thaw, device rules), if this setup made them.
+    fn cgroups(&mut self) -> Option<&mut crate::cgroups::ContainerCgroups> {
+        None
+    }
 }
 
 /// What exists today: nothing to prepare; generic teardown of mounts, files and cgroup
@@ -97,13 +102,18 @@ impl HostSetup for DefaultHostSetup {
     }
 }
 
-/// The host setup the monitor and the leftover cleanup use.
+/// The host setup the monitor and the leftover cleanup use: the cgroups
+/// ([`crate::cgroups::WithCgroups`]: made first, removed last) around the network and the
+/// generic items.
 pub fn default_host_setup() -> Box<dyn HostSetup> {
-    Box::new(DefaultHostSetup)
+    Box::new(crate::cgroups::WithCgroups::new(DefaultHostSetup))
 }
 
 /// Undo one item of the generic kinds; `Link`/`Other` need a backend and are reported.
 pub fn teardown_generic(item: &CleanupItem) -> Result<(), HostError> {
+    if let Some(r) = crate::cgroups::teardown_item(item) {
+        return r;
+    }
     match item {
         CleanupItem::Mount { path } => {
             match nix::mount::umount2(path.as_path(), nix::mount::MntFlags::MNT_DETACH) {

@@ -231,6 +231,8 @@ pub fn cleanup_leftovers(
         return Vec::new();
     }
     tracing::info!("cleaning up after the dead monitor of {name}");
+    // A frozen container only dies once thawed.
+    crate::cgroups::thaw_recorded(&rec.items);
     if let (Some(pid), Some(start)) = (rec.init_pid, rec.init_start) {
         kill_if_same(pid, start);
     }

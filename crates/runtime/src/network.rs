@@ -221,6 +221,7 @@ pub fn prepare(
     if spec.share_host_net {
         return Ok(());
     }
+    let t0 = std::time::Instant::now();
     let kerr = |what: &'static str| move |e: NetError| other(format!("{what}: {e}"));
     let ct_ns = NetNs::from_pid(child_pid as u32).map_err(kerr("container network namespace"))?;
     let mut ct = Netlink::in_ns(ct_ns.as_fd()).map_err(kerr("container netlink socket"))?;
@@ -240,7 +241,14 @@ pub fn prepare(
         &mut RealSys,
         &pin,
         created,
-    )
+    )?;
+    tracing::debug!(
+        "network: {} interface(s) of {} set up in {:?}",
+        spec.net.len(),
+        spec.name,
+        t0.elapsed()
+    );
+    Ok(())
 }
 
 /// One interface after its creation: what the in-container configuration needs.
@@ -281,7 +289,12 @@ pub fn setup(
         };
         if let Some(name) = &explicit {
             lxrs_netns::validate_ifname(name).map_err(|e| other(format!("{key}.name: {e}")))?;
-            if name == "lo" || !used.insert(name.clone()) {
+            if name == "lo" {
+                return Err(other(format!(
+                    "{key}.name: lo is the container's loopback device"
+                )));
+            }
+            if !used.insert(name.clone()) {
                 return Err(other(format!(
                     "{key}.name: interface name {name} is used twice in the container"
                 )));
@@ -823,7 +836,12 @@ impl Teardown {
     /// Undo one item this module [`owns`].
     pub fn undo(&mut self, item: &CleanupItem) -> Result<(), HostError> {
         match item {
-            CleanupItem::Link { name } => delete_host_link(self.host()?, name),
+            CleanupItem::Link { name } => {
+                let t0 = std::time::Instant::now();
+                let r = delete_host_link(self.host()?, name);
+                tracing::debug!("network: host link {name} deleted in {:?}", t0.elapsed());
+                r
+            }
             CleanupItem::Other { backend, data } if backend == BACKEND => {
                 let it: NetItem = serde_json::from_value(data.clone())
                     .map_err(|e| other(format!("unreadable network cleanup item {data}: {e}")))?;

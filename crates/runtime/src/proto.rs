@@ -45,6 +45,13 @@ pub enum Request {
     Console { tty: Option<u32> },
     /// Receive `notify` lines on every state change from now on.
     Watch,
+    /// Freeze the container (a no-op success when FROZEN): FREEZING, then FROZEN.
+    Freeze,
+    /// Thaw the container when FROZEN or FREEZING (else a no-op success): THAWED, RUNNING.
+    Unfreeze,
+    /// Add a rule (`c 10:200 rwm`) to the running device filter: `device add` allows,
+    /// `device del` denies. On cgroup2 the monitor rebuilds and replaces its eBPF program.
+    DeviceRule { allow: bool, rule: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,7 +51,10 @@ pub struct Env {
 impl Env {
     pub fn new(driver: &'static str) -> Env {
         require_root();
-        let dir = tempfile::Builder::new().prefix("lxrs-cg-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("lxrs-cg-")
+            .tempdir()
+            .unwrap();
         let lxcpath = dir.path().join("lxc");
         std::fs::create_dir_all(&lxcpath).unwrap();
         Env {
@@ -108,9 +111,7 @@ impl Env {
         let config = self.dir.path().join(format!("{name}.conf"));
         std::fs::write(
             &config,
-            format!(
-                "lxc.net.0.type = empty\nlxc.init.cmd = /bin/sh /lxrs-cgroup-test.sh\n{extra}"
-            ),
+            format!("lxc.net.0.type = empty\nlxc.init.cmd = /bin/sh /lxrs-cgroup-test.sh\n{extra}"),
         )
         .unwrap();
         self.ok(&[

@@ -36,7 +36,10 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         require_root();
-        let dir = tempfile::Builder::new().prefix("lxrs-net-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("lxrs-net-")
+            .tempdir()
+            .unwrap();
         let lxcpath = dir.path().join("lxc");
         std::fs::create_dir_all(&lxcpath).unwrap();
         let host = NetNs::create().expect("create the test's host network namespace");
@@ -76,9 +79,16 @@ impl Env {
         let mut nl = self.nl();
         nl.create_veth(&VethSpec {
             name: a,
-            opts: LinkOpts { mtu, up: true, ..Default::default() },
+            opts: LinkOpts {
+                mtu,
+                up: true,
+                ..Default::default()
+            },
             peer_name: b,
-            peer: LinkOpts { mtu, ..Default::default() },
+            peer: LinkOpts {
+                mtu,
+                ..Default::default()
+            },
         })
         .unwrap();
         nl.set_up(b).unwrap();
@@ -86,7 +96,13 @@ impl Env {
 
     /// Names of the links in the host namespace.
     pub fn host_links(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.nl().links().unwrap().into_iter().map(|l| l.name).collect();
+        let mut v: Vec<String> = self
+            .nl()
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
         v.sort();
         v
     }
@@ -94,7 +110,10 @@ impl Env {
     /// `lxrs -P <lxcpath> ARGS`, run inside the host namespace with this env's run directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lxrs"));
-        c.arg("-P").arg(&self.lxcpath).args(args).env("LXRS_RUNDIR", &self.rundir);
+        c.arg("-P")
+            .arg(&self.lxcpath)
+            .args(args)
+            .env("LXRS_RUNDIR", &self.rundir);
         self.enter_host(&mut c);
         c
     }
@@ -114,7 +133,10 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().expect("run lxrs")
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lxrs")
     }
 
     /// `run`, asserting success.
@@ -134,7 +156,15 @@ impl Env {
     pub fn create(&self, name: &str, config: &str) {
         let f = self.dir.path().join(format!("{name}.conf"));
         std::fs::write(&f, config).unwrap();
-        self.ok(&["create", "-t", "busybox", "-n", name, "-f", f.to_str().unwrap()]);
+        self.ok(&[
+            "create",
+            "-t",
+            "busybox",
+            "-n",
+            name,
+            "-f",
+            f.to_str().unwrap(),
+        ]);
     }
 
     pub fn start(&self, name: &str) -> Output {
@@ -151,7 +181,11 @@ impl Env {
     }
 
     pub fn state(&self, name: &str) -> String {
-        self.ok(&["info", "-n", name, "-s"]).split_whitespace().last().unwrap_or("").to_string()
+        self.ok(&["info", "-n", name, "-s"])
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .to_string()
     }
 
     pub fn monitor_title(&self, name: &str) -> String {
@@ -221,7 +255,11 @@ impl Drop for Env {
         // Stop what runs (teardown through the monitors), then kill any monitor left and let
         // `lxrs ls` clean up after it, in the host namespace.
         let names: Vec<String> = std::fs::read_dir(&self.lxcpath)
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         for n in &names {
             if !self.monitors(n).is_empty() {
@@ -229,7 +267,10 @@ impl Drop for Env {
             }
         }
         for pid in self.all_monitors() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.all_monitors().is_empty() && Instant::now() < deadline {
@@ -242,7 +283,10 @@ impl Drop for Env {
         // Guards in case a step above failed: dnsmasq by pid file, pins by mount point.
         if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("net/dnsmasq.pid")) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         for m in self.mounts() {
@@ -254,7 +298,9 @@ impl Drop for Env {
 pub fn procs_with_cmdline(pred: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if pred(&c) {
                 out.push(pid);

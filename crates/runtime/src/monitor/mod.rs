@@ -790,6 +790,11 @@ impl Monitor {
                 }
                 Err(e) => (Response::err(e), None, Vec::new()),
             },
+            Request::Freeze => (self.cgroup_freeze(), None, Vec::new()),
+            Request::Unfreeze => (self.cgroup_unfreeze(), None, Vec::new()),
+            Request::DeviceRule { allow, rule } => {
+                (self.cgroup_device_rule(allow, &rule), None, Vec::new())
+            }
         }
     }
 
@@ -818,6 +823,10 @@ impl Monitor {
         };
         tracing::info!("sending signal {sig} ({kind:?}) to init {}", ch.pid);
         if pidfd_signal(ch.pidfd.as_fd(), sig) {
+            if kind == StopKind::Kill {
+                // A frozen container only dies once thawed (v1; LXC's `lxc-stop -k`).
+                self.thaw_for_kill();
+            }
             Ok(())
         } else {
             Err(format!(
@@ -1028,6 +1037,102 @@ fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: i32) -> bool {
 fn kill_pid(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+/// Cgroup requests (reference §2.6, §6.1): the work is `crate::cgroups`; the monitor owns the
+/// state it reports (FREEZING/FROZEN, THAWED/RUNNING) and, on cgroup2, the device program.
+impl Monitor {
+    fn cgroup_freeze(&mut self) -> Response {
+        match self.state {
+            State::Frozen => return self.info(),
+            State::Running | State::Thawed if self.child.is_some() => {}
+            s => return Response::err(format!("container is {s}, not RUNNING")),
+        }
+        if self.host.cgroups().is_none() {
+            return Response::err("the container has no cgroup to freeze");
+        }
+        self.set_state(State::Freezing);
+        let r = self
+            .host
+            .cgroups()
+            .map(|c| c.freeze())
+            .expect("checked above");
+        match r {
+            Ok(()) => {
+                self.set_state(State::Frozen);
+                self.info()
+            }
+            Err(e) => {
+                // The cgroup crate thawed it back.
+                self.set_state(State::Running);
+                Response::err(e.to_string())
+            }
+        }
+    }
+
+    fn cgroup_unfreeze(&mut self) -> Response {
+        match self.state {
+            State::Frozen | State::Freezing if self.child.is_some() => {}
+            State::Running | State::Thawed if self.child.is_some() => return self.info(),
+            s => return Response::err(format!("container is {s}, not RUNNING or FROZEN")),
+        }
+        if self.host.cgroups().is_none() {
+            return Response::err("the container has no cgroup to thaw");
+        }
+        self.set_state(State::Thawed);
+        let r = self
+            .host
+            .cgroups()
+            .map(|c| c.thaw())
+            .expect("checked above");
+        match r {
+            Ok(()) => {
+                self.set_state(State::Running);
+                self.info()
+            }
+            Err(e) => {
+                self.set_state(State::Frozen);
+                Response::err(e.to_string())
+            }
+        }
+    }
+
+    fn cgroup_device_rule(&mut self, allow: bool, rule: &str) -> Response {
+        if self.child.is_none() {
+            return Response::err("container is not running");
+        }
+        if rule.trim_start().starts_with('/') {
+            return Response::err(format!(
+                "device rule {rule:?}: give `c|b MAJOR:MINOR ACCESS`, not a path"
+            ));
+        }
+        let parsed = match lxrs_cgroup::DeviceRule::parse(allow, rule) {
+            Ok(r) => r,
+            Err(e) => return Response::err(e.to_string()),
+        };
+        let Some(cgs) = self.host.cgroups() else {
+            return Response::err("the container has no cgroup device filter");
+        };
+        match cgs.device_rule(parsed) {
+            Ok(()) => {
+                tracing::info!(
+                    "device rule {} {parsed}",
+                    if allow { "allow" } else { "deny" }
+                );
+                self.info()
+            }
+            Err(e) => Response::err(e.to_string()),
+        }
+    }
+
+    /// After the kill signal: thaw, so a frozen init can die.
+    fn thaw_for_kill(&mut self) {
+        if let Some(cgs) = self.host.cgroups() {
+            if let Err(e) = cgs.thaw() {
+                tracing::warn!("thawing for the kill: {e}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
