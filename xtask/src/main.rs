@@ -114,7 +114,7 @@ fn install() -> Result<()> {
     std::fs::copy(&bin, tmp).with_context(|| format!("copying {}", bin.display()))?;
     std::fs::rename(tmp, "/usr/local/bin/lxrs")?;
     std::fs::create_dir_all("/etc/lxrs")?;
-    for f in ["default.conf"] {
+    for f in ["default.conf", "lxrs-net.conf", "lxrs.conf"] {
         let dst = Path::new("/etc/lxrs").join(f);
         if !dst.exists() {
             std::fs::copy(root().join("etc").join(f), &dst)?;
@@ -160,8 +160,18 @@ fn demo() -> Result<()> {
     };
     // A demo container from an earlier run is replaced.
     let _ = Command::new(lxrs).args(["destroy", "-n", name, "-f"]).status();
+    // The host network: bridge lxcbr0 with dnsmasq handing out 10.0.3.x (idempotent).
+    sh(&["net", "up"])?;
     sh(&["create", "-t", "busybox", "-n", name])?;
     sh(&["start", "-n", name, "-d"])?;
+    // Give the container's DHCP client a moment to get its lease, then list.
+    for _ in 0..50 {
+        let out = Command::new(lxrs).args(["info", "-n", name, "-i"]).output()?;
+        if String::from_utf8_lossy(&out.stdout).contains("IP:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     sh(&["ls", "--fancy"])?;
     sh(&["info", "-n", name])?;
     sh(&["attach", "-n", name, "--", "/bin/sh", "-c", "echo hello from $(hostname); ps"])?;
