@@ -41,12 +41,12 @@ fn fmt(s: &Stats, unit: &str) -> String {
 }
 
 fn print(rows: &[Row]) {
-    println!("\n{:<44} {:<78} {:<24} ratio", "operation", "lxrs median (spread)", "LXC median");
+    println!("\n{:<44} {:<78} {:<36} ratio", "operation", "lxrs median (spread)", "LXC median");
     println!("{}", "-".repeat(156));
     for r in rows {
-        let lxc = r.lxc.as_ref().map(|s| format!("{:.2} {} (p90 {:.2})", s.median, r.unit, s.p90)).unwrap_or_else(|| "-".into());
+        let lxc = r.lxc.as_ref().map(|s| format!("{:.2} {} (p90 {:.2}, p99 {:.2})", s.median, r.unit, s.p90, s.p99)).unwrap_or_else(|| "-".into());
         let ratio = r.lxc.as_ref().map(|s| format!("{:.2}", r.lxrs.median / s.median)).unwrap_or_else(|| "-".into());
-        println!("{:<44} {:<78} {:<24} {}", r.what, fmt(&r.lxrs, r.unit), lxc, ratio);
+        println!("{:<44} {:<78} {:<36} {}", r.what, fmt(&r.lxrs, r.unit), lxc, ratio);
     }
 }
 
@@ -75,6 +75,8 @@ struct Tool {
     bin: PathBuf,
     lxcpath: PathBuf,
     config: PathBuf,
+    /// A config with one veth on the bench bridge.
+    veth_config: PathBuf,
 }
 
 impl Tool {
@@ -92,6 +94,19 @@ impl Tool {
     fn create(&self, name: &str) -> Command {
         let mut c = self.cmd("create", name);
         c.args(["-t", "busybox", "-f"]).arg(&self.config);
+        c
+    }
+    fn create_with(&self, name: &str, config: &std::path::Path) -> Command {
+        let mut c = self.cmd("create", name);
+        c.args(["-t", "busybox", "-f"]).arg(config);
+        c
+    }
+    fn simple(&self, sub: &str, name: &str) -> Command {
+        self.cmd(sub, name)
+    }
+    fn attach_true(&self, name: &str) -> Command {
+        let mut c = self.cmd("attach", name);
+        c.args(["--", "true"]);
         c
     }
     fn start(&self, name: &str) -> Command {
@@ -162,20 +177,52 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&base)?;
     let config = base.join("nonet.conf");
     std::fs::write(&config, "lxc.net.0.type = empty\n")?;
-    let mut tools = vec![Tool { lxc: false, bin: bin.clone(), lxcpath: base.join("lxrs"), config: config.clone() }];
+    // One veth on a bridge of the bench's own (no address traffic leaves the machine: the
+    // containers' DHCP clients only talk to the bridge's dnsmasq).
+    let netconf = base.join("bench-net.conf");
+    std::fs::write(
+        &netconf,
+        format!(
+            "bridge = lxrsbench0\naddress = 10.0.251.1/24\ndhcp_range = 10.0.251.2,10.0.251.254\n\
+             dhcp_ping = false\nno_upstream_dns = true\nnat = false\nnft_table = lxrsbench\nrun_dir = {}\n",
+            base.join("net").display()
+        ),
+    )?;
+    let veth = "lxc.net.0.type = veth\nlxc.net.0.link = lxrsbench0\nlxc.net.0.flags = up\n";
+    let veth_config = base.join("veth.conf");
+    std::fs::write(&veth_config, veth)?;
+    let lxc_veth_config = base.join("lxc-veth.conf");
+    std::fs::write(&lxc_veth_config, format!("{veth}lxc.console.path = none\n"))?;
+    quiet(Command::new(&bin).arg("net").arg("up").arg("--config").arg(&netconf))?;
+    let mut tools = vec![Tool {
+        lxc: false,
+        bin: bin.clone(),
+        lxcpath: base.join("lxrs"),
+        config: config.clone(),
+        veth_config: veth_config.clone(),
+    }];
     if have_lxc() {
         // LXC chmods the console pty on the host's /dev/pts, which is mounted read-only on some
         // machines (this one): it then cannot start at all, so its containers run without a
         // console. lxrs keeps its console (and ttys) in every measurement.
         let lxc_config = base.join("lxc-nonet.conf");
         std::fs::write(&lxc_config, "lxc.net.0.type = empty\nlxc.console.path = none\n")?;
-        tools.push(Tool { lxc: true, bin: bin.clone(), lxcpath: base.join("lxc"), config: lxc_config });
+        tools.push(Tool {
+            lxc: true,
+            bin: bin.clone(),
+            lxcpath: base.join("lxc"),
+            config: lxc_config,
+            veth_config: lxc_veth_config,
+        });
     } else {
         eprintln!("xtask: LXC is not installed (apt-get install lxc): lxrs figures only");
     }
     let result = bench_all(&tools, reps);
     for t in &tools {
         t.cleanup();
+    }
+    if let Err(e) = quiet(Command::new(&bin).arg("net").arg("down").arg("--config").arg(&netconf)) {
+        eprintln!("xtask: bench network teardown: {e}");
     }
     let _ = std::fs::remove_dir_all(&base);
     let rows = result?;
@@ -206,6 +253,29 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
         }
         rows.push(("start -d (no network)".to_string(), stats(vs), "ms"));
         rows.push(("stop -k (no network)".to_string(), stats(vk), "ms"));
+        // with one veth on a bridge
+        quiet(&mut t.create_with("v1", &t.veth_config))?;
+        let (mut vs, mut vk) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            vs.push(time_ms(&mut t.start("v1"))?);
+            vk.push(time_ms(&mut t.stop_kill("v1"))?);
+        }
+        rows.push(("start -d (one veth on a bridge)".to_string(), stats(vs), "ms"));
+        rows.push(("stop -k (one veth on a bridge)".to_string(), stats(vk), "ms"));
+        quiet(&mut t.destroy("v1"))?;
+        // freeze + unfreeze pairs, and attach -- true, on a running container
+        quiet(&mut t.start("b1"))?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut v = Vec::new();
+        for _ in 0..reps.max(50) {
+            let a = time_ms(&mut t.simple("freeze", "b1"))?;
+            let b = time_ms(&mut t.simple("unfreeze", "b1"))?;
+            v.push(a + b);
+        }
+        rows.push(("freeze + unfreeze (a pair of commands)".to_string(), stats(v), "ms"));
+        let v = (0..reps.max(50)).map(|_| time_ms(&mut t.attach_true("b1"))).collect::<Result<Vec<_>>>()?;
+        rows.push(("attach -- true".to_string(), stats(v), "ms"));
+        quiet(&mut t.stop_kill("b1"))?;
         // monitor memory
         quiet(&mut t.start("b1"))?;
         std::thread::sleep(std::time::Duration::from_millis(300));
