@@ -166,6 +166,12 @@ fn autostart_walkthrough() {
     assert_eq!(ok(&env, &["autostart", "-a", "-s", "-L"]), "p1\np2\n");
     assert_eq!(ok(&env, &["autostart", "-a", "-k", "-L"]), "p1\np2\n");
     assert_eq!(ok(&env, &["autostart", "-a", "-A", "-L"]), "p2 5\np1 0\np3 0\n");
+    // boot: the onboot group first, then the containers without a group
+    assert_eq!(ok(&env, &["autostart", "--boot", "-L"]), "p2 5\n");
+    set("p1", "lxc.group", "onboot, ubuntu");
+    assert_eq!(ok(&env, &["autostart", "--boot", "-L"]), "p1 0\np2 5\n");
+    assert_eq!(ok(&env, &["autostart", "-g", "ubuntu", "-L"]), "p1 0\n");
+    set("p1", "lxc.group", "ubuntu");
 
     let t = Instant::now();
     ok(&env, &["autostart", "-a"]);
