@@ -23,7 +23,15 @@ struct Stats {
 fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Stats { median: q(0.5), p10: q(0.1), p90: q(0.9), p99: q(0.99), min: v[0], max: v[v.len() - 1], n: v.len() }
+    Stats {
+        median: q(0.5),
+        p10: q(0.1),
+        p90: q(0.9),
+        p99: q(0.99),
+        min: v[0],
+        max: v[v.len() - 1],
+        n: v.len(),
+    }
 }
 
 struct Row {
@@ -41,30 +49,65 @@ fn fmt(s: &Stats, unit: &str) -> String {
 }
 
 fn print(rows: &[Row]) {
-    println!("\n{:<44} {:<78} {:<36} ratio", "operation", "lxrs median (spread)", "LXC median");
+    println!(
+        "\n{:<44} {:<78} {:<36} ratio",
+        "operation", "lxrs median (spread)", "LXC median"
+    );
     println!("{}", "-".repeat(156));
     for r in rows {
-        let lxc = r.lxc.as_ref().map(|s| format!("{:.2} {} (p90 {:.2}, p99 {:.2})", s.median, r.unit, s.p90, s.p99)).unwrap_or_else(|| "-".into());
-        let ratio = r.lxc.as_ref().map(|s| format!("{:.2}", r.lxrs.median / s.median)).unwrap_or_else(|| "-".into());
-        println!("{:<44} {:<78} {:<36} {}", r.what, fmt(&r.lxrs, r.unit), lxc, ratio);
+        let lxc = r
+            .lxc
+            .as_ref()
+            .map(|s| {
+                format!(
+                    "{:.2} {} (p90 {:.2}, p99 {:.2})",
+                    s.median, r.unit, s.p90, s.p99
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        let ratio = r
+            .lxc
+            .as_ref()
+            .map(|s| format!("{:.2}", r.lxrs.median / s.median))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<44} {:<78} {:<36} {}",
+            r.what,
+            fmt(&r.lxrs, r.unit),
+            lxc,
+            ratio
+        );
     }
 }
 
 fn time_ms(cmd: &mut Command) -> Result<f64> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let t = Instant::now();
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(ms)
 }
 
 fn quiet(cmd: &mut Command) -> Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("spawning {cmd:?}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("spawning {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -125,7 +168,9 @@ impl Tool {
         c
     }
     fn ls_fancy(&self) -> Command {
-        let mut c = if self.lxc { Command::new("lxc-ls") } else {
+        let mut c = if self.lxc {
+            Command::new("lxc-ls")
+        } else {
             let mut c = Command::new(&self.bin);
             c.arg("ls");
             c
@@ -134,12 +179,18 @@ impl Tool {
         c
     }
     fn monitor_pid(&self, name: &str) -> Option<i32> {
-        let title = if self.lxc { format!("[lxc monitor] {} {}", self.lxcpath.display(), name) } else {
+        let title = if self.lxc {
+            format!("[lxc monitor] {} {}", self.lxcpath.display(), name)
+        } else {
             format!("[lxrs monitor] {} {}", self.lxcpath.display(), name)
         };
         for e in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
             let s = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if s.trim_end() == title {
                 return Some(pid);
@@ -160,18 +211,47 @@ impl Tool {
 
 fn smaps_kib(pid: i32, key: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn have_lxc() -> bool {
-    Command::new("lxc-create").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("lxc-create")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let reps: usize = args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(30);
-    crate::run(Command::new(env!("CARGO")).current_dir(crate::root()).args(["build", "--release", "-p", "lxrs-cli"]))?;
-    crate::run(Command::new(env!("CARGO")).current_dir(crate::root()).args(["bench", "-p", "lxrs-config", "--bench", "parse", "--", "--noplot"]))
-        .unwrap_or_else(|e| eprintln!("xtask: config parse bench: {e}"));
+    let reps: usize = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    crate::run(
+        Command::new(env!("CARGO"))
+            .current_dir(crate::root())
+            .args(["build", "--release", "-p", "lxrs-cli"]),
+    )?;
+    crate::run(
+        Command::new(env!("CARGO"))
+            .current_dir(crate::root())
+            .args([
+                "bench",
+                "-p",
+                "lxrs-config",
+                "--bench",
+                "parse",
+                "--",
+                "--noplot",
+            ]),
+    )
+    .unwrap_or_else(|e| eprintln!("xtask: config parse bench: {e}"));
     let bin = crate::root().join("target/release/lxrs");
     let base = PathBuf::from(format!("/tmp/lxrs-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
@@ -193,7 +273,13 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&veth_config, veth)?;
     let lxc_veth_config = base.join("lxc-veth.conf");
     std::fs::write(&lxc_veth_config, format!("{veth}lxc.console.path = none\n"))?;
-    quiet(Command::new(&bin).arg("net").arg("up").arg("--config").arg(&netconf))?;
+    quiet(
+        Command::new(&bin)
+            .arg("net")
+            .arg("up")
+            .arg("--config")
+            .arg(&netconf),
+    )?;
     let mut tools = vec![Tool {
         lxc: false,
         bin: bin.clone(),
@@ -206,7 +292,10 @@ pub fn run(args: &[String]) -> Result<()> {
         // machines (this one): it then cannot start at all, so its containers run without a
         // console. lxrs keeps its console (and ttys) in every measurement.
         let lxc_config = base.join("lxc-nonet.conf");
-        std::fs::write(&lxc_config, "lxc.net.0.type = empty\nlxc.console.path = none\n")?;
+        std::fs::write(
+            &lxc_config,
+            "lxc.net.0.type = empty\nlxc.console.path = none\n",
+        )?;
         tools.push(Tool {
             lxc: true,
             bin: bin.clone(),
@@ -221,7 +310,13 @@ pub fn run(args: &[String]) -> Result<()> {
     for t in &tools {
         t.cleanup();
     }
-    if let Err(e) = quiet(Command::new(&bin).arg("net").arg("down").arg("--config").arg(&netconf)) {
+    if let Err(e) = quiet(
+        Command::new(&bin)
+            .arg("net")
+            .arg("down")
+            .arg("--config")
+            .arg(&netconf),
+    ) {
         eprintln!("xtask: bench network teardown: {e}");
     }
     let _ = std::fs::remove_dir_all(&base);
@@ -260,8 +355,16 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
             vs.push(time_ms(&mut t.start("v1"))?);
             vk.push(time_ms(&mut t.stop_kill("v1"))?);
         }
-        rows.push(("start -d (one veth on a bridge)".to_string(), stats(vs), "ms"));
-        rows.push(("stop -k (one veth on a bridge)".to_string(), stats(vk), "ms"));
+        rows.push((
+            "start -d (one veth on a bridge)".to_string(),
+            stats(vs),
+            "ms",
+        ));
+        rows.push((
+            "stop -k (one veth on a bridge)".to_string(),
+            stats(vk),
+            "ms",
+        ));
         quiet(&mut t.destroy("v1"))?;
         // freeze + unfreeze pairs, and attach -- true, on a running container
         quiet(&mut t.start("b1"))?;
@@ -272,8 +375,14 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
             let b = time_ms(&mut t.simple("unfreeze", "b1"))?;
             v.push(a + b);
         }
-        rows.push(("freeze + unfreeze (a pair of commands)".to_string(), stats(v), "ms"));
-        let v = (0..reps.max(50)).map(|_| time_ms(&mut t.attach_true("b1"))).collect::<Result<Vec<_>>>()?;
+        rows.push((
+            "freeze + unfreeze (a pair of commands)".to_string(),
+            stats(v),
+            "ms",
+        ));
+        let v = (0..reps.max(50))
+            .map(|_| time_ms(&mut t.attach_true("b1")))
+            .collect::<Result<Vec<_>>>()?;
         rows.push(("attach -- true".to_string(), stats(v), "ms"));
         quiet(&mut t.stop_kill("b1"))?;
         // monitor memory
@@ -295,12 +404,22 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
                 quiet(&mut t.create(&format!("l{defined}")))?;
                 defined += 1;
             }
-            let running: Vec<String> = if target == 100 { (1..=20).map(|i| format!("l{i}")).collect() } else { vec![] };
+            let running: Vec<String> = if target == 100 {
+                (1..=20).map(|i| format!("l{i}")).collect()
+            } else {
+                vec![]
+            };
             for n in &running {
                 quiet(&mut t.start(n))?;
             }
-            let v = (0..reps).map(|_| time_ms(&mut t.ls_fancy())).collect::<Result<Vec<_>>>()?;
-            rows.push((format!("ls --fancy ({target} defined, {} running)", running.len()), stats(v), "ms"));
+            let v = (0..reps)
+                .map(|_| time_ms(&mut t.ls_fancy()))
+                .collect::<Result<Vec<_>>>()?;
+            rows.push((
+                format!("ls --fancy ({target} defined, {} running)", running.len()),
+                stats(v),
+                "ms",
+            ));
             for n in &running {
                 quiet(&mut t.stop_kill(n))?;
             }
@@ -309,12 +428,24 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
     }
     let mut out = Vec::new();
     let lxrs = per_tool.remove(0);
-    let lxc = if per_tool.is_empty() { None } else { Some(per_tool.remove(0)) };
+    let lxc = if per_tool.is_empty() {
+        None
+    } else {
+        Some(per_tool.remove(0))
+    };
     let mut lxc_iter = lxc.map(|v| v.into_iter().collect::<Vec<_>>());
     for (what, s, unit) in lxrs {
-        let other = lxc_iter.as_mut().and_then(|v| v.iter().position(|(w, _, _)| *w == what).map(|i| v.remove(i).1));
-        out.push(Row { what, lxrs: s, lxc: other, unit });
+        let other = lxc_iter.as_mut().and_then(|v| {
+            v.iter()
+                .position(|(w, _, _)| *w == what)
+                .map(|i| v.remove(i).1)
+        });
+        out.push(Row {
+            what,
+            lxrs: s,
+            lxc: other,
+            unit,
+        });
     }
     Ok(out)
 }
-

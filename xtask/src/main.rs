@@ -42,7 +42,10 @@ fn main() -> Result<()> {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
@@ -71,7 +74,10 @@ fn install_deps() -> Result<()> {
         return Ok(());
     }
     if !nix_is_root() {
-        bail!("these Debian packages are missing and installing them needs root: {}", missing.join(" "));
+        bail!(
+            "these Debian packages are missing and installing them needs root: {}",
+            missing.join(" ")
+        );
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
@@ -80,13 +86,18 @@ fn install_deps() -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     // Debian's lxc package may start lxc-net (an lxcbr0 with its own dnsmasq); lxrs's tests bring
     // their own bridges and must not race another DHCP server on lxcbr0.
-    let _ = Command::new("systemctl").args(["disable", "--now", "lxc-net.service", "lxc.service"]).status();
+    let _ = Command::new("systemctl")
+        .args(["disable", "--now", "lxc-net.service", "lxc.service"])
+        .status();
     Ok(())
 }
 
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -101,7 +112,9 @@ fn test(extra: &[String]) -> Result<()> {
     if !nix_is_root() {
         bail!("the integration tests drive real containers: run `cargo xtask test` as root");
     }
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra))
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra))
 }
 
 /// Build release and install the binary and host files.
@@ -159,14 +172,18 @@ fn demo() -> Result<()> {
         run(Command::new(lxrs).args(args))
     };
     // A demo container from an earlier run is replaced.
-    let _ = Command::new(lxrs).args(["destroy", "-n", name, "-f"]).status();
+    let _ = Command::new(lxrs)
+        .args(["destroy", "-n", name, "-f"])
+        .status();
     // The host network: bridge lxcbr0 with dnsmasq handing out 10.0.3.x (idempotent).
     sh(&["net", "up"])?;
     sh(&["create", "-t", "busybox", "-n", name])?;
     sh(&["start", "-n", name, "-d"])?;
     // Give the container's DHCP client a moment to get its lease, then list.
     for _ in 0..50 {
-        let out = Command::new(lxrs).args(["info", "-n", name, "-i"]).output()?;
+        let out = Command::new(lxrs)
+            .args(["info", "-n", name, "-i"])
+            .output()?;
         if String::from_utf8_lossy(&out.stdout).contains("IP:") {
             break;
         }
@@ -174,7 +191,15 @@ fn demo() -> Result<()> {
     }
     sh(&["ls", "--fancy"])?;
     sh(&["info", "-n", name])?;
-    sh(&["attach", "-n", name, "--", "/bin/sh", "-c", "echo hello from $(hostname); ps"])?;
+    sh(&[
+        "attach",
+        "-n",
+        name,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo hello from $(hostname); ps",
+    ])?;
     sh(&["stop", "-n", name])?;
     sh(&["ls", "--fancy"])?;
     sh(&["destroy", "-n", name])?;

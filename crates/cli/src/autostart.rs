@@ -44,7 +44,11 @@ pub fn parse_groups(args: &[String]) -> Vec<Option<String>> {
     let mut out: Vec<Option<String>> = Vec::new();
     for a in args {
         for f in a.split(',') {
-            let g = if f.trim().is_empty() { None } else { Some(f.trim().to_string()) };
+            let g = if f.trim().is_empty() {
+                None
+            } else {
+                Some(f.trim().to_string())
+            };
             if !out.contains(&g) {
                 out.push(g);
             }
@@ -100,7 +104,13 @@ mod tests {
     use super::*;
 
     fn c(name: &str, auto: bool, delay: u32, order: i64, groups: &[&str]) -> Candidate {
-        Candidate { name: name.into(), auto, delay, order, groups: groups.iter().map(|s| s.to_string()).collect() }
+        Candidate {
+            name: name.into(),
+            auto,
+            delay,
+            order,
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn names(v: &[&Candidate]) -> Vec<String> {
@@ -108,24 +118,38 @@ mod tests {
     }
 
     fn walkthrough() -> Vec<Candidate> {
-        vec![c("p1", true, 0, 0, &["ubuntu"]), c("p2", true, 5, 100, &[]), c("p3", false, 0, 500, &[])]
+        vec![
+            c("p1", true, 0, 0, &["ubuntu"]),
+            c("p2", true, 5, 100, &[]),
+            c("p3", false, 0, 500, &[]),
+        ]
     }
 
     #[test]
     fn walkthrough_default_selection_is_the_no_group_pass() {
         let cs = walkthrough();
-        let sel = Selection { groups: parse_groups(&[]), ..Default::default() };
+        let sel = Selection {
+            groups: parse_groups(&[]),
+            ..Default::default()
+        };
         assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["p2"]);
     }
 
     #[test]
     fn all_orders_highest_first_and_shutdown_reverses() {
         let cs = walkthrough();
-        let sel = Selection { all: true, ..Default::default() };
+        let sel = Selection {
+            all: true,
+            ..Default::default()
+        };
         assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["p2", "p1"]);
         assert_eq!(names(&plan(&cs, &sel, Mode::Shutdown)), ["p1", "p2"]);
         assert_eq!(names(&plan(&cs, &sel, Mode::Kill)), ["p1", "p2"]);
-        let sel = Selection { all: true, ignore_auto: true, ..Default::default() };
+        let sel = Selection {
+            all: true,
+            ignore_auto: true,
+            ..Default::default()
+        };
         assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["p3", "p2", "p1"]);
     }
 
@@ -137,12 +161,29 @@ mod tests {
             c("c", true, 0, 0, &[]),
             c("d", true, 0, 0, &["onboot"]),
         ];
-        let sel = Selection { groups: parse_groups(&["webserver".into()]), ..Default::default() };
-        assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["b"], "no LXC prefix matching");
-        let sel = Selection { groups: parse_groups(&["onboot,".into()]), ..Default::default() };
+        let sel = Selection {
+            groups: parse_groups(&["webserver".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&plan(&cs, &sel, Mode::Start)),
+            ["b"],
+            "no LXC prefix matching"
+        );
+        let sel = Selection {
+            groups: parse_groups(&["onboot,".into()]),
+            ..Default::default()
+        };
         assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["d", "c"]);
-        let sel = Selection { groups: parse_groups(&["db".into(), "webserver,web".into()]), ..Default::default() };
-        assert_eq!(names(&plan(&cs, &sel, Mode::Start)), ["b", "a"], "each container once");
+        let sel = Selection {
+            groups: parse_groups(&["db".into(), "webserver,web".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&plan(&cs, &sel, Mode::Start)),
+            ["b", "a"],
+            "each container once"
+        );
     }
 
     #[test]

@@ -34,7 +34,12 @@ pub struct Args {
     #[arg(short = 'L', long = "list")]
     pub list: bool,
     /// Shutdown timeout in seconds (-1: wait forever, 0: don't wait).
-    #[arg(short = 't', long = "timeout", default_value_t = 60, allow_negative_numbers = true)]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        default_value_t = 60,
+        allow_negative_numbers = true
+    )]
     pub timeout: i64,
     /// Boot: start the `onboot` group, then the containers with no group.
     #[arg(long = "boot")]
@@ -55,8 +60,16 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     } else {
         Mode::Start
     };
-    let groups = if a.boot { autostart::parse_groups(&["onboot,".to_string()]) } else { autostart::parse_groups(&a.groups) };
-    let sel = Selection { all: a.all, ignore_auto: a.ignore_auto, groups };
+    let groups = if a.boot {
+        autostart::parse_groups(&["onboot,".to_string()])
+    } else {
+        autostart::parse_groups(&a.groups)
+    };
+    let sel = Selection {
+        all: a.all,
+        ignore_auto: a.ignore_auto,
+        groups,
+    };
     let lxcpath = g.lxcpath();
 
     let mut cands = Vec::new();
@@ -107,7 +120,11 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("lxrs autostart: failed to {} {}: {e:#}", verb_inf(mode), c.name);
+                eprintln!(
+                    "lxrs autostart: failed to {} {}: {e:#}",
+                    verb_inf(mode),
+                    c.name
+                );
             }
         }
     }
@@ -132,7 +149,13 @@ fn verb_inf(m: Mode) -> &'static str {
     }
 }
 
-fn act(_g: &Globals, lxcpath: &std::path::Path, name: &str, mode: Mode, timeout: i64) -> Result<()> {
+fn act(
+    _g: &Globals,
+    lxcpath: &std::path::Path,
+    name: &str,
+    mode: Mode,
+    timeout: i64,
+) -> Result<()> {
     match mode {
         Mode::Start => {
             let spec = crate::spec_build::load_spec(lxcpath, name, None, &[])?;
@@ -145,12 +168,22 @@ fn act(_g: &Globals, lxcpath: &std::path::Path, name: &str, mode: Mode, timeout:
             let (m, t) = match mode {
                 // The reboot signal is sent and not waited for, as LXC's autostart does.
                 Mode::Reboot => (StopMode::Reboot, Some(Duration::ZERO)),
-                Mode::Shutdown => {
-                    (StopMode::Halt, if timeout < 0 { None } else { Some(Duration::from_secs(timeout as u64)) })
-                }
+                Mode::Shutdown => (
+                    StopMode::Halt,
+                    if timeout < 0 {
+                        None
+                    } else {
+                        Some(Duration::from_secs(timeout as u64))
+                    },
+                ),
                 _ => (StopMode::Kill, None),
             };
-            let opts = StopOptions { rundir: Default::default(), mode: m, timeout: t, nokill: false };
+            let opts = StopOptions {
+                rundir: Default::default(),
+                mode: m,
+                timeout: t,
+                nokill: false,
+            };
             match lifecycle::stop(lxcpath, name, &opts) {
                 Ok(_) | Err(LifecycleError::NotRunning { .. }) => Ok(()),
                 Err(e) => Err(e.into()),

@@ -41,7 +41,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if a.help {
         use clap::CommandFactory;
         let mut cmd = crate::Cli::command();
-        let sub = cmd.find_subcommand_mut("create").expect("create subcommand");
+        let sub = cmd
+            .find_subcommand_mut("create")
+            .expect("create subcommand");
         println!("{}", sub.render_help());
         if let Some(t) = &a.template {
             let t = lxrs_templates::resolve(t, &SearchPath::default())?;
@@ -49,7 +51,17 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         }
         return Ok(0);
     }
-    let Some(name) = a.name.as_deref() else { bail!("-n NAME is required") };
+    if a.template.as_deref() == Some("download") {
+        // `--list` only reads the server: nothing is created, no name is needed.
+        let o = lxrs_templates::download::parse(&a.template_args)?;
+        if o.list {
+            print!("{}", lxrs_templates::download::list(&o)?);
+            return Ok(0);
+        }
+    }
+    let Some(name) = a.name.as_deref() else {
+        bail!("-n NAME is required")
+    };
     let Some(tname) = a.template.as_deref() else {
         bail!("-t TEMPLATE is required (see `lxrs templates`, or `-t none` for an empty rootfs)")
     };
@@ -76,7 +88,10 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         text.push('\n');
     }
     if !has_key(&text, &["lxc.rootfs.path", "lxc.rootfs"]) {
-        text.push_str(&format!("lxc.rootfs.path = {}\n", backend.rootfs_value(&rootfs)));
+        text.push_str(&format!(
+            "lxc.rootfs.path = {}\n",
+            backend.rootfs_value(&rootfs)
+        ));
     }
     lxrs_config::write_atomic(&paths.config(), text.as_bytes())?;
 
@@ -112,22 +127,25 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
 fn has_key(text: &str, keys: &[&str]) -> bool {
     text.lines().any(|l| {
         let l = l.trim_start();
-        l.split_once('=').is_some_and(|(k, _)| keys.contains(&k.trim()))
+        l.split_once('=')
+            .is_some_and(|(k, _)| keys.contains(&k.trim()))
     })
 }
 
 fn initial_config(f: Option<&Path>) -> Result<(String, String)> {
     if let Some(p) = f {
-        let t = std::fs::read_to_string(p).with_context(|| format!("reading initial config {}", p.display()))?;
+        let t = std::fs::read_to_string(p)
+            .with_context(|| format!("reading initial config {}", p.display()))?;
         // Validate it now: a bad -f file must not produce a container.
         lxrs_config::ContainerConfig::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok((t, p.display().to_string()));
     }
     match std::fs::read_to_string(DEFAULT_CONFIG_PATH) {
         Ok(t) => Ok((t, DEFAULT_CONFIG_PATH.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((BUILTIN_DEFAULT_CONFIG.to_string(), "lxrs's built-in default configuration".to_string()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
+            BUILTIN_DEFAULT_CONFIG.to_string(),
+            "lxrs's built-in default configuration".to_string(),
+        )),
         Err(e) => Err(e).with_context(|| format!("reading {DEFAULT_CONFIG_PATH}")),
     }
 }
@@ -139,7 +157,10 @@ fn header(t: Option<&Template>, args: &[String]) -> String {
         t.map(Template::describe).unwrap_or_else(|| "none".into())
     );
     if !args.is_empty() {
-        h.push_str(&format!("# Parameters passed to the template: {}\n", args.join(" ")));
+        h.push_str(&format!(
+            "# Parameters passed to the template: {}\n",
+            args.join(" ")
+        ));
     }
     h.push_str("# For additional config options, please look at lxc.container.conf(5)\n\n");
     h
@@ -163,7 +184,10 @@ mod tests {
 
     #[test]
     fn finds_keys() {
-        assert!(has_key("a = b\n  lxc.rootfs.path = dir:/x\n", &["lxc.rootfs.path"]));
+        assert!(has_key(
+            "a = b\n  lxc.rootfs.path = dir:/x\n",
+            &["lxc.rootfs.path"]
+        ));
         assert!(!has_key("# lxc.rootfs.path = x\n", &["lxc.rootfs.path"]));
     }
 }

@@ -21,16 +21,28 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let lxcpath = g.lxcpath();
     let paths = lxrs_rootfs::ContainerPaths::new(&lxcpath, &a.name);
     if !paths.dir().exists() {
-        bail!("container '{}' does not exist in {}", a.name, lxcpath.display());
+        bail!(
+            "container '{}' does not exist in {}",
+            a.name,
+            lxcpath.display()
+        );
     }
     let rundir = RunDir::default();
     loop {
         let st = lifecycle::state(&lxcpath, &a.name);
         if st != State::Stopped {
             if !a.force {
-                bail!("container '{}' is {st}: stop it first, or use destroy -f to kill it", a.name);
+                bail!(
+                    "container '{}' is {st}: stop it first, or use destroy -f to kill it",
+                    a.name
+                );
             }
-            let opts = StopOptions { rundir: rundir.clone(), mode: StopMode::Kill, timeout: None, nokill: false };
+            let opts = StopOptions {
+                rundir: rundir.clone(),
+                mode: StopMode::Kill,
+                timeout: None,
+                nokill: false,
+            };
             match lifecycle::stop(&lxcpath, &a.name, &opts) {
                 Ok(_) | Err(lxrs_runtime::error::LifecycleError::NotRunning { .. }) => {}
                 Err(e) => return Err(e.into()),

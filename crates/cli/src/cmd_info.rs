@@ -35,7 +35,11 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let lxcpath = g.lxcpath();
     let paths = lxrs_rootfs::ContainerPaths::new(&lxcpath, &a.name);
     if !paths.is_defined() {
-        bail!("container '{}' does not exist in {}", a.name, lxcpath.display());
+        bail!(
+            "container '{}' does not exist in {}",
+            a.name,
+            lxcpath.display()
+        );
     }
     let mut out = String::new();
     if !a.config.is_empty() {
@@ -70,7 +74,11 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         if all || a.stats {
             let (mem, _swap, cpu) = inventory::stats(&lxcpath, &a.name);
             if let Some(ns) = cpu {
-                let v = if a.raw { ns.to_string() } else { format!("{:.2} seconds", ns as f64 / 1e9) };
+                let v = if a.raw {
+                    ns.to_string()
+                } else {
+                    format!("{:.2} seconds", ns as f64 / 1e9)
+                };
                 field(&mut out, "CPU use", &v)?;
             }
             if let Some(b) = mem {

@@ -56,11 +56,19 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         other => bail!("--format {other}: expected table or json"),
     };
     let re = match a.filter_opt.as_ref().or(a.filter.as_ref()) {
-        Some(f) => Some(regex::Regex::new(f).map_err(|e| anyhow::anyhow!("bad filter {f:?}: {e}"))?),
+        Some(f) => {
+            Some(regex::Regex::new(f).map_err(|e| anyhow::anyhow!("bad filter {f:?}: {e}"))?)
+        }
         None => None,
     };
-    let want_groups: Vec<String> =
-        a.groups.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let want_groups: Vec<String> = a
+        .groups
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     let fancy = a.fancy || a.fancy_format.is_some() || json;
     let need = |c: Column| json || (fancy && cols.contains(&c));
     let need_config = !want_groups.is_empty() || need(Column::Autostart) || need(Column::Groups);
@@ -75,7 +83,10 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
                 continue;
             }
         }
-        let mut row = Row { name: name.clone(), ..Default::default() };
+        let mut row = Row {
+            name: name.clone(),
+            ..Default::default()
+        };
         if need_config {
             let path = lxcpath.join(&name).join("config");
             match lxrs_config::ContainerConfig::load(&path) {
@@ -95,7 +106,11 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             let keep = (a.running && st == State::Running)
                 || (a.frozen && st == State::Frozen)
                 || (a.stopped && st == State::Stopped)
-                || (a.active && matches!(st, State::Running | State::Frozen | State::Freezing | State::Thawed));
+                || (a.active
+                    && matches!(
+                        st,
+                        State::Running | State::Frozen | State::Freezing | State::Thawed
+                    ));
             if !keep {
                 continue;
             }
@@ -124,7 +139,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         table::render_fancy(&rows, &cols)
     } else {
         let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
-        let width = (!a.line && std::io::stdout().is_terminal()).then(terminal_width).flatten();
+        let width = (!a.line && std::io::stdout().is_terminal())
+            .then(terminal_width)
+            .flatten();
         table::render_plain(&names, width)
     };
     let mut stdout = std::io::stdout().lock();

@@ -25,7 +25,12 @@ pub struct Globals {
 impl Globals {
     /// Set up `tracing` once for the whole process.
     pub fn init_logging(&self) {
-        let level = match self.logpriority.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        let level = match self
+            .logpriority
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
             Some("TRACE") => "trace",
             Some("DEBUG") => "debug",
             Some("INFO") | Some("NOTICE") => "info",
@@ -38,9 +43,16 @@ impl Globals {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_target(false);
         if let Some(path) = &self.logfile {
-            match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 Ok(f) => {
-                    let _ = builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+                    let _ = builder
+                        .with_ansi(false)
+                        .with_writer(std::sync::Mutex::new(f))
+                        .try_init();
                 }
                 Err(e) => {
                     eprintln!("lxrs: cannot open log file {}: {e}", path.display());
@@ -54,6 +66,8 @@ impl Globals {
 
     /// The lxcpath in force.
     pub fn lxcpath(&self) -> PathBuf {
-        self.lxcpath.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_LXCPATH))
+        self.lxcpath
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LXCPATH))
     }
 }

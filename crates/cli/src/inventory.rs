@@ -7,7 +7,9 @@ use std::path::Path;
 /// Defined containers of an lxcpath: directories with a `config` and no create in progress,
 /// sorted by name; dot-directories skipped.
 pub fn defined(lxcpath: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(lxcpath) else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(lxcpath) else {
+        return vec![];
+    };
     let mut v: Vec<String> = rd
         .flatten()
         .filter_map(|e| {
@@ -34,7 +36,11 @@ pub struct Live {
 
 pub fn live(lxcpath: &Path, name: &str) -> Live {
     let i = lifecycle::info(lxcpath, name);
-    Live { state: i.state, init_pid: i.init_pid, monitor_pid: i.monitor_pid }
+    Live {
+        state: i.state,
+        init_pid: i.init_pid,
+        monitor_pid: i.monitor_pid,
+    }
 }
 
 /// Addresses of a running container, read from its network namespace over netlink (nothing is

@@ -16,14 +16,18 @@ mod cmd_start;
 mod cmd_stop;
 mod globals;
 mod inventory;
-mod table;
 mod spec_build;
+mod table;
 
 use clap::{Parser, Subcommand};
 use globals::Globals;
 
 #[derive(Parser, Debug)]
-#[command(name = "lxrs", version, about = "lxrs: Linux system containers, LXC-compatible")]
+#[command(
+    name = "lxrs",
+    version,
+    about = "lxrs: Linux system containers, LXC-compatible"
+)]
 struct Cli {
     #[command(flatten)]
     globals: Globals,

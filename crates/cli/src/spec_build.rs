@@ -18,18 +18,30 @@ pub fn build(g: &Globals, name: &str, a: &crate::cmd_start::Args) -> Result<rt::
 }
 
 /// Load a container's configuration (with optional overrides) and resolve it.
-pub fn load_spec(lxcpath: &Path, name: &str, rcfile: Option<&Path>, defines: &[String]) -> Result<rt::StartSpec> {
+pub fn load_spec(
+    lxcpath: &Path,
+    name: &str,
+    rcfile: Option<&Path>,
+    defines: &[String],
+) -> Result<rt::StartSpec> {
     let path = match rcfile {
         Some(p) => p.to_path_buf(),
         None => lxcpath.join(name).join("config"),
     };
     if rcfile.is_none() && !path.exists() {
-        bail!("container '{name}' does not exist in {} (no {})", lxcpath.display(), path.display());
+        bail!(
+            "container '{name}' does not exist in {} (no {})",
+            lxcpath.display(),
+            path.display()
+        );
     }
     let mut doc = cfg::Document::load(&path)?;
     for d in defines {
-        let Some((k, v)) = d.split_once('=') else { bail!("-s {d}: expected KEY=VALUE") };
-        doc.set(k.trim(), v.trim()).with_context(|| format!("-s {d}"))?;
+        let Some((k, v)) = d.split_once('=') else {
+            bail!("-s {d}: expected KEY=VALUE")
+        };
+        doc.set(k.trim(), v.trim())
+            .with_context(|| format!("-s {d}"))?;
     }
     let loaded = cfg::ContainerConfig::from_document(&doc, cfg::ExpandOptions::default())?;
     for w in &loaded.warnings {
@@ -43,18 +55,36 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
     let rootfs = match &c.rootfs {
         Some(r) => {
             if r.backend != cfg::Backend::Dir {
-                bail!("{}: rootfs backend '{}' is not supported yet (lxc.rootfs.path = {})", c.path.display(), r.backend.as_str(), r.spec);
+                bail!(
+                    "{}: rootfs backend '{}' is not supported yet (lxc.rootfs.path = {})",
+                    c.path.display(),
+                    r.backend.as_str(),
+                    r.spec
+                );
             }
             rt::RootfsSpec {
                 path: r.path.clone().into(),
                 readonly: r.readonly,
-                options: r.options.iter().filter(|o| *o != "ro" && *o != "rw").cloned().collect(),
+                options: r
+                    .options
+                    .iter()
+                    .filter(|o| *o != "ro" && *o != "rw")
+                    .cloned()
+                    .collect(),
             }
         }
-        None => rt::RootfsSpec { path: lxcpath.join(name).join("rootfs"), readonly: false, options: vec![] },
+        None => rt::RootfsSpec {
+            path: lxcpath.join(name).join("rootfs"),
+            readonly: false,
+            options: vec![],
+        },
     };
     if !rootfs.path.is_dir() {
-        bail!("{}: the rootfs {} does not exist or is not a directory", c.path.display(), rootfs.path.display());
+        bail!(
+            "{}: the rootfs {} does not exist or is not a directory",
+            c.path.display(),
+            rootfs.path.display()
+        );
     }
 
     let mut env: Vec<(String, String)> = vec![("container".into(), "lxc".into())];
@@ -138,9 +168,13 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
     }
 
     let net_types: Vec<cfg::NetType> = c.net.iter().map(|n| n.kind).collect();
-    let share_host_net = !net_types.is_empty() && net_types.iter().all(|t| *t == cfg::NetType::None);
+    let share_host_net =
+        !net_types.is_empty() && net_types.iter().all(|t| *t == cfg::NetType::None);
     if net_types.contains(&cfg::NetType::None) && !share_host_net {
-        bail!("{}: lxc.net.N.type = none must be the only network interface", c.path.display());
+        bail!(
+            "{}: lxc.net.N.type = none must be the only network interface",
+            c.path.display()
+        );
     }
     let net = c
         .net
@@ -180,7 +214,11 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
         lxcpath: lxcpath.to_path_buf(),
         config_path: c.path.clone(),
         rootfs,
-        hostname: c.uts_name.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| name.to_string()),
+        hostname: c
+            .uts_name
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| name.to_string()),
         init: rt::InitSpec {
             argv: c.init.argv(),
             uid: c.init.uid.unwrap_or(0),
@@ -192,21 +230,44 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
         mount_auto,
         mounts,
         autodev: c.autodev,
-        tty: rt::TtySpec { count: c.tty.max, dir: c.tty.dir.clone(), pty_max: c.tty.pty_max },
+        tty: rt::TtySpec {
+            count: c.tty.max,
+            dir: c.tty.dir.clone(),
+            pty_max: c.tty.pty_max,
+        },
         console: rt::ConsoleSpec {
             enabled: c.console.enabled(),
             logfile: c.console.logfile.clone(),
-            buffer_size: c.console.buffer_size.map(|b| b as usize).unwrap_or(DEFAULT_CONSOLE_BUFFER),
+            buffer_size: c
+                .console
+                .buffer_size
+                .map(|b| b as usize)
+                .unwrap_or(DEFAULT_CONSOLE_BUFFER),
         },
-        caps: rt::CapsSpec { drop: c.caps.drop.clone(), keep: c.caps.keep.clone() },
+        caps: rt::CapsSpec {
+            drop: c.caps.drop.clone(),
+            keep: c.caps.keep.clone(),
+        },
         no_new_privs: c.no_new_privs,
         prlimits: c
             .prlimits
             .iter()
-            .map(|p| rt::Prlimit { resource: p.resource, soft: p.soft, hard: p.hard })
+            .map(|p| rt::Prlimit {
+                resource: p.resource,
+                soft: p.soft,
+                hard: p.hard,
+            })
             .collect(),
-        sysctls: c.sysctls.iter().map(|k| (k.name.clone(), k.value.clone())).collect(),
-        proc_writes: c.proc.iter().map(|k| (k.name.clone(), k.value.clone())).collect(),
+        sysctls: c
+            .sysctls
+            .iter()
+            .map(|k| (k.name.clone(), k.value.clone()))
+            .collect(),
+        proc_writes: c
+            .proc
+            .iter()
+            .map(|k| (k.name.clone(), k.value.clone()))
+            .collect(),
         personality: c.arch.as_ref().map(|a| match a.value {
             cfg::Personality::Linux32 => rt::Personality::Linux32,
             cfg::Personality::Linux64 => rt::Personality::Linux64,
@@ -230,10 +291,21 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
                 value: s.value.clone(),
             })
             .collect(),
-        hooks: c.hooks.iter().map(|h| rt::Hook { kind: h.kind.clone(), command: h.command.clone() }).collect(),
+        hooks: c
+            .hooks
+            .iter()
+            .map(|h| rt::Hook {
+                kind: h.kind.clone(),
+                command: h.command.clone(),
+            })
+            .collect(),
         log: rt::LogSpec {
             file: c.log.file.clone(),
-            level: c.log.level.map(|l| l.tracing_level().to_string()).unwrap_or_else(|| "error".into()),
+            level: c
+                .log
+                .level
+                .map(|l| l.tracing_level().to_string())
+                .unwrap_or_else(|| "error".into()),
         },
         extra: vec![],
     })

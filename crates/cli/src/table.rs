@@ -36,7 +36,13 @@ pub enum Column {
     Unprivileged,
 }
 
-pub const DEFAULT_COLUMNS: &[Column] = &[Column::Name, Column::State, Column::Ipv4, Column::Ipv6, Column::Autostart];
+pub const DEFAULT_COLUMNS: &[Column] = &[
+    Column::Name,
+    Column::State,
+    Column::Ipv4,
+    Column::Ipv6,
+    Column::Autostart,
+];
 
 impl Column {
     pub fn parse_list(s: &str) -> Result<Vec<Column>, String> {
@@ -79,7 +85,13 @@ impl Column {
     }
 
     fn cell(self, r: &Row) -> String {
-        let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
         match self {
             Column::Name => r.name.clone(),
             Column::State => r.state.clone(),
@@ -115,11 +127,22 @@ pub fn autostart_cell(auto: bool, groups: &[String]) -> String {
 /// The LXC 1.0 fancy table: each column as wide as its widest cell plus 2, every column padded,
 /// a dash rule as long as the padded widths minus 2.
 pub fn render_fancy(rows: &[Row], cols: &[Column]) -> String {
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| c.cell(r)).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| c.cell(r)).collect())
+        .collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| cells.iter().map(|row| row[i].chars().count()).chain([c.header().len()]).max().unwrap_or(0) + 2)
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .chain([c.header().len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
         .collect();
     let mut out = String::new();
     let line = |out: &mut String, vals: &mut dyn Iterator<Item = String>| {
@@ -167,7 +190,11 @@ mod tests {
     use super::*;
 
     fn row(name: &str, state: &str) -> Row {
-        Row { name: name.into(), state: state.into(), ..Default::default() }
+        Row {
+            name: name.into(),
+            state: state.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -191,8 +218,13 @@ mod tests {
 
     #[test]
     fn columns_parse_case_insensitively() {
-        assert_eq!(Column::parse_list("name,PID,ram").unwrap(), vec![Column::Name, Column::Pid, Column::Ram]);
-        assert!(Column::parse_list("name,bogus").unwrap_err().contains("bogus"));
+        assert_eq!(
+            Column::parse_list("name,PID,ram").unwrap(),
+            vec![Column::Name, Column::Pid, Column::Ram]
+        );
+        assert!(Column::parse_list("name,bogus")
+            .unwrap_err()
+            .contains("bogus"));
     }
 
     #[test]
@@ -206,7 +238,10 @@ mod tests {
 
     #[test]
     fn plain_listing() {
-        let names: Vec<String> = ["a", "bb", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["a", "bb", "c", "d"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(render_plain(&names, None), "a\nbb\nc\nd\n");
         // width 8, cell 4 → 2 columns, column-major
         assert_eq!(render_plain(&names, Some(8)), "a   c\nbb  d\n");
