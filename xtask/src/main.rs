@@ -1,12 +1,12 @@
 //! `cargo xtask <task>`: project automation.
 //!
-//! * `test`         install the host packages the tests need, then run every test (unit and
-//!                  root integration) of the workspace.
-//! * `install`      build release and install `lxrs` and its host files.
-//! * `demo`         the main job: install, then create, start, list, attach, stop and destroy a
-//!                  busybox container.
-//! * `bench`        benchmarks, side by side with LXC where it is installed.
-//! * `install-deps` only the package step of `test`.
+//! * `test`: install the host packages the tests need, then run every test (unit and root
+//!   integration) of the workspace.
+//! * `install`: build release and install `lxrs` and its host files.
+//! * `demo`: the main job: install, then create, start, list, attach, stop and destroy a
+//!   busybox container.
+//! * `bench`: benchmarks, side by side with LXC where it is installed.
+//! * `install-deps`: only the package step of `test`.
 
 mod bench;
 

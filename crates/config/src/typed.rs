@@ -1092,7 +1092,7 @@ impl Builder {
                         readonly: options.iter().any(|o| o == "ro"),
                         options,
                         mount: rootfs_mount.map(|m| PathBuf::from(&m.value)),
-                        managed: rootfs_managed.map_or(true, |m| m.value != "0"),
+                        managed: rootfs_managed.is_none_or(|m| m.value != "0"),
                         source: p.source.clone(),
                     });
                 }

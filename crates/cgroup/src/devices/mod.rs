@@ -204,8 +204,8 @@ impl DeviceRule {
     /// Whether this rule covers one access of one device.
     pub fn matches(&self, kind: DeviceType, major: u32, minor: u32, access: Access) -> bool {
         (self.kind == DeviceType::All || self.kind == kind)
-            && self.major.map_or(true, |m| m == major)
-            && self.minor.map_or(true, |m| m == minor)
+            && self.major.is_none_or(|m| m == major)
+            && self.minor.is_none_or(|m| m == minor)
             && self.access.contains(access)
     }
 
