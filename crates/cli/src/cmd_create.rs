@@ -72,6 +72,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         "none" => None,
         t => Some(lxrs_templates::resolve(t, &SearchPath::default())?),
     };
+    if let Some(t) = &template {
+        t.preflight(&a.template_args)?;
+    }
     let (initial, initial_src) = initial_config(a.config.as_deref())?;
 
     let lxcpath = g.lxcpath();

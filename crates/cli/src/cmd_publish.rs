@@ -50,10 +50,18 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let lxcpath = g.lxcpath();
     let paths = lxrs_rootfs::ContainerPaths::new(&lxcpath, &a.name);
     if !paths.is_defined() {
-        bail!("container '{}' does not exist in {}", a.name, lxcpath.display());
+        bail!(
+            "container '{}' does not exist in {}",
+            a.name,
+            lxcpath.display()
+        );
     }
-    let cfg = lxrs_config::ContainerConfig::load(&paths.config()).map_err(|e| anyhow::anyhow!("{e}"))?.config;
-    let Some(rootfs) = cfg.rootfs.as_ref() else { bail!("{}: no lxc.rootfs.path", paths.config().display()) };
+    let cfg = lxrs_config::ContainerConfig::load(&paths.config())
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .config;
+    let Some(rootfs) = cfg.rootfs.as_ref() else {
+        bail!("{}: no lxc.rootfs.path", paths.config().display())
+    };
     if rootfs.backend != lxrs_config::typed::Backend::Dir {
         bail!(
             "{}: lxc.rootfs.path = {}: publish supports dir rootfs only",
@@ -69,27 +77,44 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         bail!("container '{}' is {st}: stop it before publishing (an image of a running system is inconsistent)", a.name);
     }
     let osr = os_release(&rootfs_dir);
-    let get = |k: &str| osr.iter().find(|(x, v)| x == k && !v.is_empty()).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        osr.iter()
+            .find(|(x, v)| x == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
     let key = ImageKey {
-        dist: a.dist.clone().or_else(|| get("ID")).unwrap_or_else(|| a.name.clone()),
+        dist: a
+            .dist
+            .clone()
+            .or_else(|| get("ID"))
+            .unwrap_or_else(|| a.name.clone()),
         release: a
             .release
             .clone()
             .or_else(|| get("VERSION_CODENAME"))
             .or_else(|| get("VERSION_ID"))
             .unwrap_or_else(|| "current".into()),
-        arch: a.arch.clone().unwrap_or_else(|| lxrs_templates::download::host_arch().into()),
+        arch: a
+            .arch
+            .clone()
+            .unwrap_or_else(|| lxrs_templates::download::host_arch().into()),
         variant: a.variant.clone(),
     };
-    let text = std::fs::read_to_string(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let text = std::fs::read_to_string(paths.config())
+        .with_context(|| format!("reading {}", paths.config().display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let req = lxrs_templates::publish::Request {
         key: key.clone(),
         rootfs: &rootfs_dir,
         config: lxrs_templates::publish::image_config(&text),
         build_id: lxrs_templates::publish::build_id(now),
         expiry: now + a.expiry_days * 86400,
-        create_message: format!("Container created from image {key} (published from container {}).\n", a.name),
+        create_message: format!(
+            "Container created from image {key} (published from container {}).\n",
+            a.name
+        ),
     };
     let p = lxrs_templates::publish::publish(&a.dir, &req)?;
     if !g.quiet {

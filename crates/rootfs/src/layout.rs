@@ -43,8 +43,14 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.starts_with('-') {
         return Err(NameError::LeadingDash(name.to_string()));
     }
-    if let Some(ch) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(NameError::BadChar { name: name.to_string(), ch });
+    if let Some(ch) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(NameError::BadChar {
+            name: name.to_string(),
+            ch,
+        });
     }
     Ok(())
 }
@@ -58,7 +64,10 @@ pub struct ContainerPaths {
 
 impl ContainerPaths {
     pub fn new(lxcpath: impl Into<PathBuf>, name: impl Into<String>) -> Self {
-        ContainerPaths { lxcpath: lxcpath.into(), name: name.into() }
+        ContainerPaths {
+            lxcpath: lxcpath.into(),
+            name: name.into(),
+        }
     }
     /// `<lxcpath>/<name>`
     pub fn dir(&self) -> PathBuf {
@@ -88,7 +97,11 @@ pub enum CreateError {
     #[error("container '{name}' already exists in {lxcpath}")]
     Exists { name: String, lxcpath: PathBuf },
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 /// An in-progress create. Dropping it without [`Creation::commit`] removes the container
@@ -120,17 +133,37 @@ impl Creation {
                         lxcpath: paths.lxcpath.clone(),
                     });
                 }
-                fs::DirBuilder::new().mode(0o750).create(&dir).map_err(|e| {
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        CreateError::Exists { name: paths.name.clone(), lxcpath: paths.lxcpath.clone() }
-                    } else {
-                        CreateError::Io { op: "create container directory", path: dir.clone(), source: e }
-                    }
-                })?;
+                fs::DirBuilder::new()
+                    .mode(0o750)
+                    .create(&dir)
+                    .map_err(|e| {
+                        if e.kind() == io::ErrorKind::AlreadyExists {
+                            CreateError::Exists {
+                                name: paths.name.clone(),
+                                lxcpath: paths.lxcpath.clone(),
+                            }
+                        } else {
+                            CreateError::Io {
+                                op: "create container directory",
+                                path: dir.clone(),
+                                source: e,
+                            }
+                        }
+                    })?;
             }
-            Err(e) => return Err(CreateError::Io { op: "create container directory", path: dir, source: e }),
+            Err(e) => {
+                return Err(CreateError::Io {
+                    op: "create container directory",
+                    path: dir,
+                    source: e,
+                })
+            }
         }
-        let mut c = Creation { paths, marker: None, committed: false };
+        let mut c = Creation {
+            paths,
+            marker: None,
+            committed: false,
+        };
         let marker_path = c.paths.partial_marker();
         let f = fs::OpenOptions::new()
             .write(true)
@@ -145,11 +178,16 @@ impl Creation {
     /// Remove a directory left behind by a crashed create. Returns whether it was removed.
     fn reclaim_stale(paths: &ContainerPaths) -> bool {
         let marker = paths.partial_marker();
-        let Ok(f) = fs::File::open(&marker) else { return false };
+        let Ok(f) = fs::File::open(&marker) else {
+            return false;
+        };
         if flock_exclusive(&f, true).is_err() {
             return false; // somebody is creating it right now
         }
-        tracing::warn!("removing {} left behind by an interrupted create", paths.dir().display());
+        tracing::warn!(
+            "removing {} left behind by an interrupted create",
+            paths.dir().display()
+        );
         crate::remove_container_dir(&paths.dir()).is_ok()
     }
 
@@ -160,7 +198,11 @@ impl Creation {
     /// Keep the container: remove the partial marker.
     pub fn commit(mut self) -> Result<(), CreateError> {
         let marker = self.paths.partial_marker();
-        fs::remove_file(&marker).map_err(|source| CreateError::Io { op: "remove partial marker", path: marker, source })?;
+        fs::remove_file(&marker).map_err(|source| CreateError::Io {
+            op: "remove partial marker",
+            path: marker,
+            source,
+        })?;
         self.committed = true;
         Ok(())
     }
@@ -171,7 +213,10 @@ impl Drop for Creation {
         if !self.committed {
             let dir = self.paths.dir();
             if let Err(e) = crate::remove_container_dir(&dir) {
-                tracing::error!("could not remove half-created container {}: {e}", dir.display());
+                tracing::error!(
+                    "could not remove half-created container {}: {e}",
+                    dir.display()
+                );
             }
         }
     }
@@ -206,9 +251,18 @@ mod tests {
         assert!(matches!(validate_name(".."), Err(NameError::Dots(_))));
         assert!(matches!(validate_name("a..b"), Err(NameError::Dots(_))));
         assert!(matches!(validate_name("."), Err(NameError::Dots(_))));
-        assert!(matches!(validate_name("-x"), Err(NameError::LeadingDash(_))));
-        assert!(matches!(validate_name("a b"), Err(NameError::BadChar { .. })));
-        assert!(matches!(validate_name(&"a".repeat(65)), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            validate_name("-x"),
+            Err(NameError::LeadingDash(_))
+        ));
+        assert!(matches!(
+            validate_name("a b"),
+            Err(NameError::BadChar { .. })
+        ));
+        assert!(matches!(
+            validate_name(&"a".repeat(65)),
+            Err(NameError::TooLong(_))
+        ));
         assert!(validate_name(&"a".repeat(64)).is_ok());
     }
 
@@ -228,8 +282,14 @@ mod tests {
         fs::write(p.config(), "lxc.uts.name = c1\n").unwrap();
         c.commit().unwrap();
         assert!(p.is_defined());
-        assert!(matches!(Creation::begin(p.clone()), Err(CreateError::Exists { .. })));
-        assert!(p.config().exists(), "a refused create must not touch the existing container");
+        assert!(matches!(
+            Creation::begin(p.clone()),
+            Err(CreateError::Exists { .. })
+        ));
+        assert!(
+            p.config().exists(),
+            "a refused create must not touch the existing container"
+        );
     }
 
     #[test]
@@ -237,7 +297,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = ContainerPaths::new(tmp.path(), "c2");
         let live = Creation::begin(p.clone()).unwrap();
-        assert!(matches!(Creation::begin(p.clone()), Err(CreateError::Exists { .. })));
+        assert!(matches!(
+            Creation::begin(p.clone()),
+            Err(CreateError::Exists { .. })
+        ));
         // simulate a crash: release the lock without removing anything
         let mut live = live;
         live.committed = true;

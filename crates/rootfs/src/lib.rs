@@ -5,13 +5,19 @@
 //! directory atomically (an existing name is an error), marks it `partial` under an exclusive
 //! lock, and removes everything again unless [`Creation::commit`] is called.
 
+mod copy;
 mod layout;
 mod mounts;
+mod pack;
 mod remove;
+mod unpack;
 
+pub use copy::{copy_tree, CopyError};
 pub use layout::{validate_name, ContainerPaths, CreateError, Creation, NameError, MAX_NAME_LEN};
 pub use mounts::mounts_under;
+pub use pack::{pack_xz, PackError};
 pub use remove::{remove_container_dir, RemoveError};
+pub use unpack::{unpack, unpack_reader, Compression, UnpackError, UnpackStats};
 
 /// Storage backend of a rootfs (`lxc.rootfs.path` prefix, `lxrs create -B`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +68,23 @@ mod tests {
 
     #[test]
     fn rootfs_values() {
-        assert_eq!(parse_rootfs_path("dir:/a/b").unwrap(), (Backend::Dir, "/a/b".into()));
-        assert_eq!(parse_rootfs_path("/a/b").unwrap(), (Backend::Dir, "/a/b".into()));
+        assert_eq!(
+            parse_rootfs_path("dir:/a/b").unwrap(),
+            (Backend::Dir, "/a/b".into())
+        );
+        assert_eq!(
+            parse_rootfs_path("/a/b").unwrap(),
+            (Backend::Dir, "/a/b".into())
+        );
         assert_eq!(
             parse_rootfs_path("zfs:pool/x").unwrap_err(),
             BackendError::Unsupported("zfs".into())
         );
         assert_eq!(Backend::parse("none").unwrap(), Backend::Dir);
         assert!(Backend::parse("lvm").is_err());
-        assert_eq!(Backend::Dir.rootfs_value("/x/rootfs".as_ref()), "dir:/x/rootfs");
+        assert_eq!(
+            Backend::Dir.rootfs_value("/x/rootfs".as_ref()),
+            "dir:/x/rootfs"
+        );
     }
 }

@@ -33,7 +33,11 @@ pub struct Options {
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
-        let mut o = Options { busybox: "/bin/busybox".into(), password: None, ttys: 4 };
+        let mut o = Options {
+            busybox: "/bin/busybox".into(),
+            password: None,
+            ttys: 4,
+        };
         let mut it = args.iter();
         let bad = |arg: &str, why: &str| TemplateError::BadArgument {
             template: "busybox".into(),
@@ -45,13 +49,22 @@ impl Options {
                 Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
                 _ => (a.as_str(), None),
             };
-            let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| bad(key, "needs a value"));
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| it.next().cloned())
+                    .ok_or_else(|| bad(key, "needs a value"))
+            };
             match key {
                 "--busybox-path" => o.busybox = value()?.into(),
                 "--password" => o.password = Some(value()?),
                 "--ttys" => {
                     let v = value()?;
-                    o.ttys = v.parse().ok().filter(|n| *n <= 64).ok_or_else(|| bad(&v, "expected a number 0..64"))?
+                    o.ttys = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n <= 64)
+                        .ok_or_else(|| bad(&v, "expected a number 0..64"))?
                 }
                 _ => return Err(bad(a, "unknown option (see: lxrs create -t busybox -h)")),
             }
@@ -62,7 +75,12 @@ impl Options {
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError {
     let path = path.to_path_buf();
-    move |source| TemplateError::Io { template: "busybox".into(), op, path, source }
+    move |source| TemplateError::Io {
+        template: "busybox".into(),
+        op,
+        path,
+        source,
+    }
 }
 
 fn write(path: &Path, contents: &str, mode: u32) -> Result<(), TemplateError> {
@@ -73,7 +91,11 @@ fn write(path: &Path, contents: &str, mode: u32) -> Result<(), TemplateError> {
 fn mkdirs(root: &Path, dirs: &[(&str, u32)]) -> Result<(), TemplateError> {
     for (d, mode) in dirs {
         let p = root.join(d);
-        fs::DirBuilder::new().recursive(true).mode(*mode).create(&p).map_err(io("mkdir", &p))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(*mode)
+            .create(&p)
+            .map_err(io("mkdir", &p))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(io("chmod", &p))?;
     }
     Ok(())
@@ -81,14 +103,21 @@ fn mkdirs(root: &Path, dirs: &[(&str, u32)]) -> Result<(), TemplateError> {
 
 /// Applets as paths relative to `/`, from `busybox --list-full`.
 fn applets(busybox: &Path) -> Result<Vec<String>, TemplateError> {
-    let out = Command::new(busybox).arg("--list-full").output().map_err(io("execute", busybox))?;
+    let out = Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .map_err(io("execute", busybox))?;
     if !out.status.success() {
         return Err(TemplateError::Failed {
             template: "busybox".into(),
             status: format!("{} --list-full: {}", busybox.display(), out.status),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 fn check_static(busybox: &Path) -> Result<(), TemplateError> {
@@ -102,7 +131,8 @@ fn check_static(busybox: &Path) -> Result<(), TemplateError> {
         return Err(TemplateError::BadArgument {
             template: "busybox".into(),
             arg: busybox.display().to_string(),
-            why: "is dynamically linked; install busybox-static (Debian package busybox-static)".into(),
+            why: "is dynamically linked; install busybox-static (Debian package busybox-static)"
+                .into(),
         });
     }
     Ok(())
@@ -123,16 +153,22 @@ fn elf_has_interpreter(b: &[u8]) -> bool {
         }
         v
     };
-    let (phoff, phentsize, phnum) =
-        if is64 { (rd(0x20, 8), rd(0x36, 2), rd(0x38, 2)) } else { (rd(0x1c, 4), rd(0x2a, 2), rd(0x2c, 2)) };
+    let (phoff, phentsize, phnum) = if is64 {
+        (rd(0x20, 8), rd(0x36, 2), rd(0x38, 2))
+    } else {
+        (rd(0x1c, 4), rd(0x2a, 2), rd(0x2c, 2))
+    };
     (0..phnum).any(|i| rd(phoff + i * phentsize, 4) == 3)
 }
 
 /// The `/etc/inittab`: rcS, a getty on the console and on each tty, clean halt and reboot.
 pub fn inittab(ttys: u32) -> String {
-    let mut s = String::from("::sysinit:/etc/init.d/rcS\n::respawn:/sbin/getty -L 115200 console vt100\n");
+    let mut s =
+        String::from("::sysinit:/etc/init.d/rcS\n::respawn:/sbin/getty -L 115200 console vt100\n");
     for i in 1..=ttys {
-        s.push_str(&format!("tty{i}::respawn:/sbin/getty -L 115200 tty{i} vt100\n"));
+        s.push_str(&format!(
+            "tty{i}::respawn:/sbin/getty -L 115200 tty{i} vt100\n"
+        ));
     }
     s.push_str("::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n");
     s
@@ -188,7 +224,11 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
     let o = Options::parse(&run.args)?;
     check_static(&o.busybox)?;
     let root = &run.rootfs;
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(root).map_err(io("mkdir", root))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(root)
+        .map_err(io("mkdir", root))?;
     mkdirs(
         root,
         &[
@@ -221,7 +261,11 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
         }
         let link = root.join(rel);
         if let Some(parent) = link.parent() {
-            fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(io("mkdir", parent))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(io("mkdir", parent))?;
         }
         match symlink("/bin/busybox", &link) {
             Ok(()) => {}
@@ -230,20 +274,41 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
         }
     }
     if fs::symlink_metadata(root.join("sbin/init")).is_err() {
-        symlink("/bin/busybox", root.join("sbin/init")).map_err(io("symlink", &root.join("sbin/init")))?;
+        symlink("/bin/busybox", root.join("sbin/init"))
+            .map_err(io("symlink", &root.join("sbin/init")))?;
     }
     let shadow_pw = match &o.password {
         None => String::new(),
         Some(p) => hash_password(&o.busybox, p)?,
     };
-    write(&root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    )?;
     write(&root.join("etc/group"), "root:x:0:\ntty:x:5:\n", 0o644)?;
-    write(&root.join("etc/shadow"), &format!("root:{shadow_pw}:19000:0:99999:7:::\n"), 0o600)?;
-    write(&root.join("etc/hostname"), &format!("{}\n", run.name), 0o644)?;
-    write(&root.join("etc/hosts"), &format!("127.0.0.1 localhost\n127.0.1.1 {}\n", run.name), 0o644)?;
+    write(
+        &root.join("etc/shadow"),
+        &format!("root:{shadow_pw}:19000:0:99999:7:::\n"),
+        0o600,
+    )?;
+    write(
+        &root.join("etc/hostname"),
+        &format!("{}\n", run.name),
+        0o644,
+    )?;
+    write(
+        &root.join("etc/hosts"),
+        &format!("127.0.0.1 localhost\n127.0.1.1 {}\n", run.name),
+        0o644,
+    )?;
     write(&root.join("etc/fstab"), "", 0o644)?;
     write(&root.join("etc/resolv.conf"), "", 0o644)?;
-    write(&root.join("etc/profile"), "export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='\\h:\\w\\$ '\n", 0o644)?;
+    write(
+        &root.join("etc/profile"),
+        "export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='\\h:\\w\\$ '\n",
+        0o644,
+    )?;
     let mut securetty = String::from("console\n");
     for i in 1..=o.ttys {
         securetty.push_str(&format!("tty{i}\n"));
@@ -251,11 +316,20 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
     write(&root.join("etc/securetty"), &securetty, 0o644)?;
     write(&root.join("etc/inittab"), &inittab(o.ttys), 0o644)?;
     write(&root.join("etc/init.d/rcS"), RCS, 0o755)?;
-    write(&root.join("usr/share/udhcpc/default.script"), UDHCPC_SCRIPT, 0o755)?;
+    write(
+        &root.join("usr/share/udhcpc/default.script"),
+        UDHCPC_SCRIPT,
+        0o755,
+    )?;
 
     let cfg = run.config_path();
-    let mut f = fs::OpenOptions::new().append(true).create(true).open(&cfg).map_err(io("open", &cfg))?;
-    f.write_all(config_lines(&run.name, o.ttys).as_bytes()).map_err(io("append to", &cfg))?;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&cfg)
+        .map_err(io("open", &cfg))?;
+    f.write_all(config_lines(&run.name, o.ttys).as_bytes())
+        .map_err(io("append to", &cfg))?;
     f.sync_all().map_err(io("fsync", &cfg))?;
     Ok(())
 }
@@ -267,7 +341,10 @@ fn hash_password(busybox: &Path, pw: &str) -> Result<String, TemplateError> {
         .map_err(io("execute mkpasswd with", busybox))?;
     let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || !h.starts_with('$') {
-        return Err(TemplateError::Failed { template: "busybox".into(), status: "busybox mkpasswd failed".into() });
+        return Err(TemplateError::Failed {
+            template: "busybox".into(),
+            status: "busybox mkpasswd failed".into(),
+        });
     }
     Ok(h)
 }
@@ -280,11 +357,31 @@ mod tests {
     fn options() {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(Options::parse(&[]).unwrap().ttys, 4);
-        let o = Options::parse(&a(&["--ttys", "2", "--password=pw", "--busybox-path", "/x"])).unwrap();
-        assert_eq!(o, Options { busybox: "/x".into(), password: Some("pw".into()), ttys: 2 });
-        assert!(Options::parse(&a(&["--bogus"])).unwrap_err().to_string().contains("--bogus"));
+        let o = Options::parse(&a(&[
+            "--ttys",
+            "2",
+            "--password=pw",
+            "--busybox-path",
+            "/x",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o,
+            Options {
+                busybox: "/x".into(),
+                password: Some("pw".into()),
+                ttys: 2
+            }
+        );
+        assert!(Options::parse(&a(&["--bogus"]))
+            .unwrap_err()
+            .to_string()
+            .contains("--bogus"));
         assert!(Options::parse(&a(&["--ttys", "x"])).is_err());
-        assert!(Options::parse(&a(&["--password"])).unwrap_err().to_string().contains("needs a value"));
+        assert!(Options::parse(&a(&["--password"]))
+            .unwrap_err()
+            .to_string()
+            .contains("needs a value"));
     }
 
     #[test]
@@ -318,15 +415,32 @@ mod tests {
         };
         run(&r).unwrap();
         let root = tmp.path().join("rootfs");
-        assert_eq!(fs::read_link(root.join("sbin/init")).unwrap(), Path::new("/bin/busybox"));
-        assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-        assert_eq!(fs::read_to_string(root.join("etc/hostname")).unwrap(), "bb1\n");
-        assert!(fs::read_to_string(root.join("etc/shadow")).unwrap().starts_with("root:$6$"));
+        assert_eq!(
+            fs::read_link(root.join("sbin/init")).unwrap(),
+            Path::new("/bin/busybox")
+        );
+        assert_eq!(
+            fs::read_link(root.join("bin/sh")).unwrap(),
+            Path::new("/bin/busybox")
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hostname")).unwrap(),
+            "bb1\n"
+        );
+        assert!(fs::read_to_string(root.join("etc/shadow"))
+            .unwrap()
+            .starts_with("root:$6$"));
         let cfg = fs::read_to_string(tmp.path().join("config")).unwrap();
-        assert!(cfg.starts_with("lxc.net.0.type = empty\n"), "template must append: {cfg}");
+        assert!(
+            cfg.starts_with("lxc.net.0.type = empty\n"),
+            "template must append: {cfg}"
+        );
         assert!(cfg.contains("lxc.uts.name = bb1\n"));
         assert!(cfg.contains("lxc.tty.max = 4\n"));
-        let out = Command::new(root.join("bin/busybox")).arg("true").status().unwrap();
+        let out = Command::new(root.join("bin/busybox"))
+            .arg("true")
+            .status()
+            .unwrap();
         assert!(out.success());
     }
 }

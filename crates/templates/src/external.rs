@@ -19,7 +19,9 @@ pub(crate) fn run(script: &Path, run: &TemplateRun) -> Result<(), TemplateError>
     let mut cmd = Command::new(script);
     cmd.args(argv(run));
     if run.quiet {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
     }
     tracing::info!("running template {} {:?}", script.display(), argv(run));
     let status = cmd.status().map_err(|source| TemplateError::Io {
@@ -29,18 +31,25 @@ pub(crate) fn run(script: &Path, run: &TemplateRun) -> Result<(), TemplateError>
         source,
     })?;
     if !status.success() {
-        return Err(TemplateError::Failed { template: script.display().to_string(), status: status.to_string() });
+        return Err(TemplateError::Failed {
+            template: script.display().to_string(),
+            status: status.to_string(),
+        });
     }
     Ok(())
 }
 
 pub(crate) fn help(script: &Path) -> Result<String, TemplateError> {
-    let out = Command::new(script).arg("-h").stdin(Stdio::null()).output().map_err(|source| TemplateError::Io {
-        template: script.display().to_string(),
-        op: "execute",
-        path: script.to_path_buf(),
-        source,
-    })?;
+    let out = Command::new(script)
+        .arg("-h")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| TemplateError::Io {
+            template: script.display().to_string(),
+            op: "execute",
+            path: script.to_path_buf(),
+            source,
+        })?;
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok(s)
@@ -76,7 +85,10 @@ mod tests {
                 tmp.path().display()
             )
         );
-        assert_eq!(std::fs::read_to_string(tmp.path().join("config")).unwrap(), "lxc.arch = x86_64\nlxc.uts.name = x\n");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("config")).unwrap(),
+            "lxc.arch = x86_64\nlxc.uts.name = x\n"
+        );
         std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
         let e = run(&script, &r).unwrap_err().to_string();
         assert!(e.contains("exit status: 3"), "{e}");

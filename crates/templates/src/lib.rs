@@ -22,7 +22,12 @@
 //! ```
 
 pub mod busybox;
+pub mod cache;
+pub mod debian;
+pub mod download;
 mod external;
+pub mod images;
+pub mod publish;
 
 use std::path::{Path, PathBuf};
 
@@ -34,13 +39,30 @@ pub enum TemplateError {
     #[error("template {path} is not executable")]
     NotExecutable { path: PathBuf },
     #[error("template '{template}' needs the host tool '{tool}' (Debian package: {package})")]
-    MissingTool { template: String, tool: String, package: String },
+    MissingTool {
+        template: String,
+        tool: String,
+        package: String,
+    },
     #[error("template '{template}': bad argument '{arg}': {why}")]
-    BadArgument { template: String, arg: String, why: String },
+    BadArgument {
+        template: String,
+        arg: String,
+        why: String,
+    },
     #[error("template {template} failed: {status}")]
     Failed { template: String, status: String },
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
+    #[error(transparent)]
+    Unpack(#[from] lxrs_rootfs::UnpackError),
     #[error("template '{template}': {op} {path}: {source}")]
-    Io { template: String, op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        template: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where executable templates are looked for, in order.
@@ -51,7 +73,12 @@ pub struct SearchPath {
 
 impl Default for SearchPath {
     fn default() -> Self {
-        SearchPath { dirs: vec!["/usr/share/lxrs/templates".into(), "/usr/share/lxc/templates".into()] }
+        SearchPath {
+            dirs: vec![
+                "/usr/share/lxrs/templates".into(),
+                "/usr/share/lxc/templates".into(),
+            ],
+        }
     }
 }
 
@@ -80,11 +107,23 @@ impl TemplateRun {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Template {
     Busybox,
+    Debian,
+    Download,
     Script(PathBuf),
 }
 
 /// Built-in templates and what they are.
-pub const BUILTINS: &[(&str, &str)] = &[("busybox", "a minimal system from the host's busybox-static")];
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("busybox", "a minimal system from the host's busybox-static"),
+    (
+        "debian",
+        "Debian (systemd) bootstrapped by the host's debootstrap, cached",
+    ),
+    (
+        "download",
+        "a verified image from a simplestreams or LXC image server (lxrs publish makes them)",
+    ),
+];
 
 /// Find a template by name or path: built-ins first, then `lxc-NAME` in each search dir.
 pub fn resolve(name: &str, search: &SearchPath) -> Result<Template, TemplateError> {
@@ -95,14 +134,28 @@ pub fn resolve(name: &str, search: &SearchPath) -> Result<Template, TemplateErro
     if name == "busybox" {
         return Ok(Template::Busybox);
     }
+    if name == "debian" {
+        return Ok(Template::Debian);
+    }
+    if name == "download" {
+        return Ok(Template::Download);
+    }
     for d in &search.dirs {
         let p = d.join(format!("lxc-{name}"));
         if p.exists() {
             return check_script(&p).map(|_| Template::Script(p));
         }
     }
-    let searched = search.dirs.iter().map(|d| format!("{}/lxc-{name}", d.display())).collect::<Vec<_>>().join(", ");
-    Err(TemplateError::NotFound { name: name.to_string(), searched })
+    let searched = search
+        .dirs
+        .iter()
+        .map(|d| format!("{}/lxc-{name}", d.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(TemplateError::NotFound {
+        name: name.to_string(),
+        searched,
+    })
 }
 
 fn check_script(p: &Path) -> Result<(), TemplateError> {
@@ -114,7 +167,9 @@ fn check_script(p: &Path) -> Result<(), TemplateError> {
         source,
     })?;
     if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
-        return Err(TemplateError::NotExecutable { path: p.to_path_buf() });
+        return Err(TemplateError::NotExecutable {
+            path: p.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -124,6 +179,8 @@ impl Template {
     pub fn describe(&self) -> String {
         match self {
             Template::Busybox => "busybox (built-in)".into(),
+            Template::Download => "download (built-in)".into(),
+            Template::Debian => "debian (built-in)".into(),
             Template::Script(p) => p.display().to_string(),
         }
     }
@@ -132,7 +189,18 @@ impl Template {
     pub fn run(&self, run: &TemplateRun) -> Result<(), TemplateError> {
         match self {
             Template::Busybox => busybox::run(run),
+            Template::Download => download::run(run),
+            Template::Debian => debian::run(run),
             Template::Script(p) => external::run(p, run),
+        }
+    }
+
+    /// Check the template's arguments and host tools before anything is created.
+    pub fn preflight(&self, args: &[String]) -> Result<(), TemplateError> {
+        match self {
+            Template::Debian => debian::preflight(args).map(|_| ()),
+            Template::Download => download::parse(args).map(|_| ()),
+            Template::Busybox | Template::Script(_) => Ok(()),
         }
     }
 
@@ -140,6 +208,8 @@ impl Template {
     pub fn help(&self) -> Result<String, TemplateError> {
         match self {
             Template::Busybox => Ok(busybox::HELP.to_string()),
+            Template::Download => Ok(download::HELP.to_string()),
+            Template::Debian => Ok(debian::HELP.to_string()),
             Template::Script(p) => external::help(p),
         }
     }
@@ -147,12 +217,22 @@ impl Template {
 
 /// Every template available: (name, where it comes from).
 pub fn list(search: &SearchPath) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = BUILTINS.iter().map(|(n, d)| (n.to_string(), format!("built-in: {d}"))).collect();
+    let mut v: Vec<(String, String)> = BUILTINS
+        .iter()
+        .map(|(n, d)| (n.to_string(), format!("built-in: {d}")))
+        .collect();
     for d in &search.dirs {
-        let Ok(rd) = std::fs::read_dir(d) else { continue };
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
         let mut names: Vec<_> = rd
             .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("lxc-")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("lxc-"))
+                    .map(str::to_string)
+            })
             .collect();
         names.sort();
         for n in names {
@@ -178,15 +258,30 @@ mod tests {
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let sp = SearchPath { dirs: vec![a.path().into(), b.path().into()] };
+        let sp = SearchPath {
+            dirs: vec![a.path().into(), b.path().into()],
+        };
         assert_eq!(resolve("busybox", &sp).unwrap(), Template::Busybox);
-        assert_eq!(resolve("foo", &sp).unwrap(), Template::Script(a.path().join("lxc-foo")));
+        assert_eq!(
+            resolve("foo", &sp).unwrap(),
+            Template::Script(a.path().join("lxc-foo"))
+        );
         std::fs::remove_file(a.path().join("lxc-foo")).unwrap();
-        assert_eq!(resolve("foo", &sp).unwrap(), Template::Script(b.path().join("lxc-foo")));
+        assert_eq!(
+            resolve("foo", &sp).unwrap(),
+            Template::Script(b.path().join("lxc-foo"))
+        );
         let err = resolve("nope", &sp).unwrap_err().to_string();
         assert!(err.contains("template 'nope' not found"), "{err}");
-        std::fs::set_permissions(b.path().join("lxc-foo"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(resolve("foo", &sp), Err(TemplateError::NotExecutable { .. })));
+        std::fs::set_permissions(
+            b.path().join("lxc-foo"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert!(matches!(
+            resolve("foo", &sp),
+            Err(TemplateError::NotExecutable { .. })
+        ));
         let l = list(&sp);
         assert_eq!(l[0].0, "busybox");
         assert!(l.iter().any(|(n, _)| n == "foo"));

@@ -1,0 +1,184 @@
+//! Root integration test of the built-in `debian` template: debootstrap from deb.debian.org
+//! into a fresh cache (minutes), a second create copied from the cache (seconds), systemd boots
+//! in the container, attach reads /etc/os-release, a clean stop shuts it down.
+//!
+//! `LXRS_BIN` may name the binary to test (default: this package's `lxrs`).
+
+mod lifecycle_common;
+
+use lifecycle_common::{text, Env};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    std::env::var_os("LXRS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lxrs").into())
+}
+
+fn run(env: &Env, cache: &std::path::Path, args: &[&str], path: Option<&str>) -> Output {
+    let mut c = Command::new(bin());
+    c.arg("-P")
+        .arg(&env.lxcpath)
+        .args(args)
+        .env("LXRS_RUNDIR", &env.rundir)
+        .env("LXRS_CACHE_DIR", cache);
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    c.stdin(Stdio::null()).output().expect("run lxrs")
+}
+
+fn ok(env: &Env, cache: &std::path::Path, args: &[&str]) -> String {
+    let o = run(env, cache, args, None);
+    assert!(
+        o.status.success(),
+        "lxrs {args:?} failed: {}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+#[test]
+fn missing_debootstrap_is_named_before_anything_is_created() {
+    let env = Env::new();
+    let cache = env.dir.path().join("cache");
+    let o = run(
+        &env,
+        &cache,
+        &["create", "-n", "d", "-t", "debian"],
+        Some("/nonexistent"),
+    );
+    let e = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("'debootstrap'") && e.contains("Debian package: debootstrap"),
+        "{e}"
+    );
+    assert!(!env.lxcpath.join("d").exists());
+    assert!(
+        !cache.exists(),
+        "nothing may be created before the tool check"
+    );
+}
+
+#[test]
+fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
+    let env = Env::new();
+    let cache = env.dir.path().join("cache");
+    let cfg = env.dir.path().join("nonet.conf");
+    std::fs::write(&cfg, "lxc.net.0.type = empty\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    let t0 = Instant::now();
+    ok(
+        &env,
+        &cache,
+        &["create", "-n", "deb1", "-f", cfg, "-t", "debian"],
+    );
+    let first = t0.elapsed();
+    assert!(cache
+        .join("debian/bookworm/amd64/default/rootfs/etc/debian_version")
+        .is_file());
+    let t1 = Instant::now();
+    ok(
+        &env,
+        &cache,
+        &[
+            "create",
+            "-n",
+            "deb2",
+            "-f",
+            cfg,
+            "-t",
+            "debian",
+            "--",
+            "--password",
+            "s3cret",
+        ],
+    );
+    let second = t1.elapsed();
+    eprintln!("debian create: first (debootstrap into the cache) {first:?}, second (from the cache) {second:?}");
+    let shadow = std::fs::read_to_string(env.lxcpath.join("deb2/rootfs/etc/shadow")).unwrap();
+    assert!(
+        shadow.starts_with("root:$"),
+        "root password set: {}",
+        shadow.lines().next().unwrap()
+    );
+    let conf = std::fs::read_to_string(env.lxcpath.join("deb2/config")).unwrap();
+    assert!(conf.contains("lxc.signal.halt = SIGRTMIN+3"), "{conf}");
+    assert_eq!(
+        std::fs::read_to_string(env.lxcpath.join("deb2/rootfs/etc/hostname")).unwrap(),
+        "deb2\n"
+    );
+
+    ok(&env, &cache, &["start", "-n", "deb2", "-d"]);
+    let osr = ok(
+        &env,
+        &cache,
+        &["attach", "-n", "deb2", "--", "cat", "/etc/os-release"],
+    );
+    assert!(
+        osr.contains("ID=debian") && osr.contains("bookworm"),
+        "{osr}"
+    );
+    // systemd is PID 1 and gets far enough to report a state
+    let comm = ok(
+        &env,
+        &cache,
+        &["attach", "-n", "deb2", "--", "cat", "/proc/1/comm"],
+    );
+    assert_eq!(comm.trim(), "systemd");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        let o = run(
+            &env,
+            &cache,
+            &[
+                "attach",
+                "-n",
+                "deb2",
+                "--",
+                "systemctl",
+                "is-system-running",
+            ],
+            None,
+        );
+        let s = text(&o.stdout).trim().to_string();
+        if s != "starting" && s != "initializing" || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let failed = ok(
+        &env,
+        &cache,
+        &[
+            "attach",
+            "-n",
+            "deb2",
+            "--",
+            "systemctl",
+            "--failed",
+            "--no-legend",
+            "--plain",
+        ],
+    );
+    eprintln!("systemctl is-system-running: {state}; failed units: {failed}");
+    assert!(
+        state == "running" || state == "degraded",
+        "systemd state {state}; failed: {failed}"
+    );
+    // a clean stop: SIGRTMIN+3 makes systemd shut down
+    let t = Instant::now();
+    ok(
+        &env,
+        &cache,
+        &["stop", "-n", "deb2", "-t", "60", "--nokill"],
+    );
+    eprintln!("clean stop took {:?}", t.elapsed());
+    let info = ok(&env, &cache, &["info", "-n", "deb2"]);
+    assert!(info.contains("STOPPED"), "{info}");
+}
