@@ -1,7 +1,10 @@
 //! `lxrs copy`: clone a stopped container (LXC's `lxc-copy`): a full copy of the rootfs
 //! (owners, modes, links, xattrs and devices kept; a reflink where the filesystem has one),
 //! a config with the new name and paths, and new MAC addresses (`00:16:3e:xx:xx:xx`, lxrs's
-//! default-config prefix, fresh random bytes for every interface).
+//! default-config prefix, fresh random bytes for every interface). `-s` makes an overlay
+//! snapshot clone instead, in constant time: the original's rootfs is the lower layer,
+//! `delta0`/`olwork` in the clone's directory the upper/work ones; the original then cannot be
+//! destroyed while the clone exists.
 
 use crate::globals::Globals;
 use anyhow::{bail, Context, Result};
@@ -22,7 +25,7 @@ pub struct Args {
     /// Snapshot clone (overlay over the original rootfs).
     #[arg(short = 's', long = "snapshot")]
     pub snapshot: bool,
-    /// Storage backend of the copy (dir).
+    /// Storage backend of the copy (dir, or overlay = the same as -s).
     #[arg(short = 'B', long = "backingstorage", default_value = "dir")]
     pub backend: String,
 }
@@ -66,12 +69,13 @@ pub fn clone_config(
 pub fn run(a: Args, g: &Globals) -> Result<i32> {
     lxrs_rootfs::validate_name(&a.name)?;
     lxrs_rootfs::validate_name(&a.newname)?;
-    if a.snapshot {
-        bail!("copy -s (overlay snapshot clones) is not available yet: the runtime cannot mount an overlay rootfs; use a full copy (without -s)");
-    }
-    if !matches!(a.backend.as_str(), "dir" | "none" | "best") {
+    let overlay = a.snapshot || a.backend == "overlay" || a.backend == "overlayfs";
+    if !matches!(
+        a.backend.as_str(),
+        "dir" | "none" | "best" | "overlay" | "overlayfs"
+    ) {
         bail!(
-            "unsupported storage backend '{}' for copy (supported: dir)",
+            "unsupported storage backend '{}' for copy (supported: dir, overlay)",
             a.backend
         );
     }
@@ -84,7 +88,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             lxcpath.display()
         );
     }
-    let cfg = lxrs_config::ContainerConfig::load(&src.config())
+    let cfg = lxrs_config::ContainerConfig::load(src.config())
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .config;
     let src_rootfs = match &cfg.rootfs {
@@ -121,26 +125,56 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     }
     let rootfs = dst.rootfs();
     std::fs::create_dir(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
-    lxrs_rootfs::copy_tree(&src_rootfs, &rootfs)?;
+    let (rootfs_value, hostname_file) = if overlay {
+        // constant time: the original's rootfs is the lower layer, writes go to delta0
+        let upper = dst.dir().join("delta0");
+        let work = dst.dir().join("olwork");
+        for d in [&upper, &work] {
+            std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        if src_rootfs.to_string_lossy().contains([',', ':']) {
+            bail!(
+                "{}: an overlay lower directory cannot contain ',' or ':'",
+                src_rootfs.display()
+            );
+        }
+        lxrs_rootfs::record_snapshot(&src.dir(), &dst.dir())
+            .with_context(|| format!("recording the snapshot in {}", src.dir().display()))?;
+        (
+            format!("overlay:{}:{}", src_rootfs.display(), upper.display()),
+            upper.join("etc/hostname"),
+        )
+    } else {
+        lxrs_rootfs::copy_tree(&src_rootfs, &rootfs)?;
+        (
+            format!("dir:{}", rootfs.display()),
+            rootfs.join("etc/hostname"),
+        )
+    };
     let text = std::fs::read_to_string(src.config())
         .with_context(|| format!("reading {}", src.config().display()))?;
-    let new = clone_config(
-        &text,
-        &src.dir(),
-        &dst.dir(),
-        &a.newname,
-        &format!("dir:{}", rootfs.display()),
-    );
+    let new = clone_config(&text, &src.dir(), &dst.dir(), &a.newname, &rootfs_value);
     lxrs_config::write_atomic(&dst.config(), new.as_bytes())?;
     // the hostname file follows the name, when it held the old one
-    let hn = rootfs.join("etc/hostname");
-    if std::fs::symlink_metadata(&hn).is_ok_and(|m| m.is_file())
-        && std::fs::read_to_string(&hn).is_ok_and(|t| t.trim() == a.name)
+    let lower_hn = src_rootfs.join("etc/hostname");
+    if std::fs::symlink_metadata(&lower_hn).is_ok_and(|m| m.is_file())
+        && std::fs::read_to_string(&lower_hn).is_ok_and(|t| t.trim() == a.name)
     {
-        std::fs::write(&hn, format!("{}\n", a.newname))
-            .with_context(|| format!("writing {}", hn.display()))?;
+        if let Some(etc) = hostname_file.parent().filter(|e| !e.exists()) {
+            // an overlay upper: etc/ like the lower one (owner, mode)
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let md = std::fs::metadata(src_rootfs.join("etc"))?;
+            std::fs::create_dir(etc)?;
+            std::fs::set_permissions(etc, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            std::os::unix::fs::chown(etc, Some(md.uid()), Some(md.gid()))?;
+        }
+        if std::fs::symlink_metadata(&hostname_file).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&hostname_file)?;
+        }
+        std::fs::write(&hostname_file, format!("{}\n", a.newname))
+            .with_context(|| format!("writing {}", hostname_file.display()))?;
     }
-    lxrs_config::ContainerConfig::load(&dst.config())
+    lxrs_config::ContainerConfig::load(dst.config())
         .map_err(|e| anyhow::anyhow!("the copy's configuration is invalid: {e}"))?;
     creation.commit()?;
     if !g.quiet {
@@ -176,8 +210,13 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("lxc.net.0.hwaddr"))
             .unwrap();
+        let v = mac.split('=').nth(1).unwrap().trim();
         assert!(
-            mac.contains("00:16:3e:") && !mac.contains("11:22:33") && !mac.contains('x'),
+            v.starts_with("00:16:3e:") && v != "00:16:3e:11:22:33",
+            "{mac}"
+        );
+        assert!(
+            v.chars().all(|c| c.is_ascii_hexdigit() || c == ':') && v.len() == 17,
             "{mac}"
         );
         assert!(c.starts_with("# c\n"));

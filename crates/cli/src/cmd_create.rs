@@ -73,7 +73,16 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         t => Some(lxrs_templates::resolve(t, &SearchPath::default())?),
     };
     if let Some(t) = &template {
+        if !t.supports(backend) {
+            bail!(
+                "-B {}: template {} cannot make that backend (overlay snapshots need a cached rootfs: -t debian)",
+                a.backend,
+                t.describe()
+            );
+        }
         t.preflight(&a.template_args)?;
+    } else if backend != Backend::Dir {
+        bail!("-B {} needs a template (-t debian)", a.backend);
     }
     let (initial, initial_src) = initial_config(a.config.as_deref())?;
 
@@ -106,7 +115,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             args: a.template_args.clone(),
             quiet: g.quiet,
         };
-        t.run(&run)?;
+        t.run_on(&run, backend)?;
     }
 
     let body = std::fs::read_to_string(paths.config())
@@ -116,7 +125,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     lxrs_config::write_atomic(&paths.config(), full.as_bytes())?;
 
     // A config the template produced must be one lxrs can start.
-    let checked = lxrs_config::ContainerConfig::load(&paths.config());
+    let checked = lxrs_config::ContainerConfig::load(paths.config());
     if let Err(e) = checked {
         bail!("the new container's configuration is invalid (from {initial_src} and the template): {e}");
     }

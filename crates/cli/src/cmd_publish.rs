@@ -56,7 +56,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             lxcpath.display()
         );
     }
-    let cfg = lxrs_config::ContainerConfig::load(&paths.config())
+    let cfg = lxrs_config::ContainerConfig::load(paths.config())
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .config;
     let Some(rootfs) = cfg.rootfs.as_ref() else {

@@ -5,6 +5,7 @@ mod cmd_attach;
 mod cmd_autostart;
 mod cmd_config;
 mod cmd_console;
+mod cmd_copy;
 mod cmd_create;
 mod cmd_destroy;
 mod cmd_device;
@@ -12,8 +13,10 @@ mod cmd_freeze;
 mod cmd_info;
 mod cmd_ls;
 mod cmd_net;
+mod cmd_publish;
 mod cmd_start;
 mod cmd_stop;
+mod cmd_templates;
 mod globals;
 mod inventory;
 mod spec_build;
@@ -61,6 +64,12 @@ enum Cmd {
     Device(cmd_device::Args),
     /// Host network for containers: the lxcbr0 bridge, DHCP (dnsmasq), NAT (nftables).
     Net(cmd_net::Args),
+    /// Turn a stopped container into an image in a simplestreams tree (for -t download).
+    Publish(cmd_publish::Args),
+    /// List the templates lxrs can use and where they come from.
+    Templates(cmd_templates::Args),
+    /// Copy a stopped container (new name, paths, MACs); -s for an overlay snapshot clone.
+    Copy(cmd_copy::Args),
     /// Check, read, edit and upgrade lxc.conf(5) files.
     Config(cmd_config::Args),
     /// Start, reboot, shut down or kill the containers marked lxc.start.auto, in order.
@@ -100,6 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Unfreeze(a) => cmd_freeze::run_unfreeze(a, g),
         Cmd::Device(a) => cmd_device::run(a, g),
         Cmd::Net(a) => cmd_net::run(a, g),
+        Cmd::Publish(a) => cmd_publish::run(a, g),
+        Cmd::Templates(a) => cmd_templates::run(a, g),
+        Cmd::Copy(a) => cmd_copy::run(a, g),
         Cmd::Autostart(a) => cmd_autostart::run(a, g),
     }
 }

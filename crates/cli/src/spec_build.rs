@@ -50,20 +50,57 @@ pub fn load_spec(
     from_config(&loaded.config, lxcpath, name)
 }
 
+/// `overlay:<lower>:<upper>`: the work directory is `olwork` beside the upper one (as LXC's).
+fn overlay_spec(c: &cfg::ContainerConfig, r: &cfg::Rootfs) -> Result<rt::OverlaySpec> {
+    let Some(upper) = r.overlay_upper.as_deref() else {
+        bail!(
+            "{}: lxc.rootfs.path = {}: an overlay needs overlay:<lower>:<upper>",
+            c.path.display(),
+            r.spec
+        );
+    };
+    let (lower, upper) = (
+        std::path::PathBuf::from(&r.path),
+        std::path::PathBuf::from(upper),
+    );
+    let work = upper.parent().unwrap_or(Path::new("/")).join("olwork");
+    for (what, d) in [("lower", &lower), ("upper", &upper), ("work", &work)] {
+        if !d.is_dir() || d.to_string_lossy().contains(',') {
+            bail!(
+                "{}: lxc.rootfs.path = {}: overlay {what} directory {} does not exist (or contains ',')",
+                c.path.display(),
+                r.spec,
+                d.display()
+            );
+        }
+    }
+    Ok(rt::OverlaySpec { lower, upper, work })
+}
+
 /// Build the start spec of container `name` in `lxcpath` from its loaded configuration.
 pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Result<rt::StartSpec> {
     let rootfs = match &c.rootfs {
         Some(r) => {
-            if r.backend != cfg::Backend::Dir {
-                bail!(
+            let overlay = match r.backend {
+                cfg::Backend::Dir => None,
+                cfg::Backend::Overlay => Some(overlay_spec(c, r)?),
+                other => bail!(
                     "{}: rootfs backend '{}' is not supported yet (lxc.rootfs.path = {})",
                     c.path.display(),
-                    r.backend.as_str(),
+                    other.as_str(),
                     r.spec
-                );
-            }
+                ),
+            };
             rt::RootfsSpec {
-                path: r.path.clone().into(),
+                // an overlay is mounted by the container on its mount point
+                path: match &overlay {
+                    Some(_) => r
+                        .mount
+                        .clone()
+                        .unwrap_or_else(|| lxcpath.join(name).join("rootfs")),
+                    None => r.path.clone().into(),
+                },
+                overlay,
                 readonly: r.readonly,
                 options: r
                     .options
@@ -77,6 +114,7 @@ pub fn from_config(c: &cfg::ContainerConfig, lxcpath: &Path, name: &str) -> Resu
             path: lxcpath.join(name).join("rootfs"),
             readonly: false,
             options: vec![],
+            overlay: None,
         },
     };
     if !rootfs.path.is_dir() {

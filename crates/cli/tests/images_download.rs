@@ -564,3 +564,67 @@ fn copy_makes_an_independent_startable_clone_and_refuses_running_sources() {
     let e = t.fails(&["copy", "-n", "orig", "-N", "clone"]);
     assert!(e.contains("already exists"), "{e}");
 }
+
+#[test]
+fn copy_snapshot_is_an_overlay_clone_that_starts_and_pins_its_origin() {
+    let t = T::new();
+    let cfg = t.nonet();
+    t.ok(&["create", "-t", "busybox", "-n", "orig", "-f", &cfg]);
+    t.ok(&["copy", "-n", "orig", "-N", "snap", "-s"]);
+    let snap = t.env.lxcpath.join("snap");
+    let orig_root = t.env.lxcpath.join("orig/rootfs");
+    let conf = std::fs::read_to_string(snap.join("config")).unwrap();
+    let want = format!(
+        "lxc.rootfs.path = overlay:{}:{}",
+        orig_root.display(),
+        snap.join("delta0").display()
+    );
+    assert!(conf.contains(&want), "{want}\n{conf}");
+    assert_eq!(
+        std::fs::read_dir(snap.join("rootfs")).unwrap().count(),
+        0,
+        "the mount point stays empty"
+    );
+    t.ok(&["start", "-n", "snap", "-d"]);
+    assert_eq!(
+        t.ok(&["attach", "-n", "snap", "--", "hostname"]).trim(),
+        "snap"
+    );
+    t.ok(&[
+        "attach",
+        "-n",
+        "snap",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo hi > /written-in-snap; rm /bin/true",
+    ]);
+    t.ok(&["stop", "-n", "snap", "-k"]);
+    // writes went to the upper layer only; the origin is untouched
+    assert_eq!(
+        std::fs::read_to_string(snap.join("delta0/written-in-snap")).unwrap(),
+        "hi\n"
+    );
+    assert!(!orig_root.join("written-in-snap").exists());
+    assert!(
+        std::fs::symlink_metadata(orig_root.join("bin/true")).is_ok(),
+        "a delete in the clone reached the origin"
+    );
+    assert!(
+        !host_mounts_mention(&snap),
+        "the overlay must not stay mounted on the host"
+    );
+    // the origin cannot go while the clone exists
+    let e = t.fails(&["destroy", "-n", "orig"]);
+    assert!(e.contains("origin of the snapshot"), "{e}");
+    assert!(orig_root.join("bin/busybox").exists());
+    t.ok(&["destroy", "-n", "snap"]);
+    t.ok(&["destroy", "-n", "orig"]);
+    assert!(!t.env.lxcpath.join("orig").exists());
+}
+
+fn host_mounts_mention(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(p.to_str().unwrap())
+}

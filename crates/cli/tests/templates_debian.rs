@@ -131,6 +131,7 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
         &["attach", "-n", "deb2", "--", "cat", "/proc/1/comm"],
     );
     assert_eq!(comm.trim(), "systemd");
+    // systemctl talks to PID 1 over /run/systemd/private: retry until systemd answers
     let deadline = Instant::now() + Duration::from_secs(90);
     let state = loop {
         let o = run(
@@ -147,12 +148,20 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
             None,
         );
         let s = text(&o.stdout).trim().to_string();
-        if s != "starting" && s != "initializing" || Instant::now() > deadline {
-            break s;
+        let settled = !s.is_empty() && s != "starting" && s != "initializing";
+        if settled || Instant::now() > deadline {
+            break format!(
+                "{s}{}",
+                if s.is_empty() {
+                    text(&o.stderr)
+                } else {
+                    String::new()
+                }
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let failed = ok(
+    let failed = run(
         &env,
         &cache,
         &[
@@ -165,7 +174,9 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
             "--no-legend",
             "--plain",
         ],
+        None,
     );
+    let failed = format!("{}{}", text(&failed.stdout), text(&failed.stderr));
     eprintln!("systemctl is-system-running: {state}; failed units: {failed}");
     assert!(
         state == "running" || state == "degraded",
@@ -181,4 +192,62 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
     eprintln!("clean stop took {:?}", t.elapsed());
     let info = ok(&env, &cache, &["info", "-n", "deb2"]);
     assert!(info.contains("STOPPED"), "{info}");
+
+    // -B overlay: the cache is the lower layer, made in constant time, boots the same way
+    let t2 = Instant::now();
+    ok(
+        &env,
+        &cache,
+        &[
+            "create", "-n", "deb3", "-f", cfg, "-t", "debian", "-B", "overlay",
+        ],
+    );
+    eprintln!("debian create -B overlay: {:?}", t2.elapsed());
+    let conf = std::fs::read_to_string(env.lxcpath.join("deb3/config")).unwrap();
+    let lower = cache.join("debian/bookworm/amd64/default/rootfs");
+    assert!(
+        conf.contains(&format!("lxc.rootfs.path = overlay:{}:", lower.display())),
+        "{conf}"
+    );
+    ok(&env, &cache, &["start", "-n", "deb3", "-d"]);
+    assert_eq!(
+        ok(&env, &cache, &["attach", "-n", "deb3", "--", "hostname"]).trim(),
+        "deb3"
+    );
+    ok(
+        &env,
+        &cache,
+        &["attach", "-n", "deb3", "--", "touch", "/only-in-deb3"],
+    );
+    ok(
+        &env,
+        &cache,
+        &["stop", "-n", "deb3", "-t", "60", "--nokill"],
+    );
+    assert!(env.lxcpath.join("deb3/delta0/only-in-deb3").exists());
+    assert!(!lower.join("only-in-deb3").exists());
+    // the cache cannot be flushed from under it
+    let o = run(
+        &env,
+        &cache,
+        &[
+            "create",
+            "-n",
+            "deb4",
+            "-f",
+            cfg,
+            "-t",
+            "debian",
+            "--",
+            "--flush-cache",
+        ],
+        None,
+    );
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("overlay lower layer"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!env.lxcpath.join("deb4").exists());
+    ok(&env, &cache, &["destroy", "-n", "deb3"]);
 }

@@ -16,7 +16,9 @@ pub use copy::{copy_tree, CopyError};
 pub use layout::{validate_name, ContainerPaths, CreateError, Creation, NameError, MAX_NAME_LEN};
 pub use mounts::mounts_under;
 pub use pack::{pack_xz, PackError};
-pub use remove::{remove_container_dir, RemoveError};
+pub use remove::{
+    live_snapshots, record_snapshot, remove_container_dir, RemoveError, SNAPSHOTS_FILE,
+};
 pub use unpack::{unpack, unpack_reader, Compression, UnpackError, UnpackStats};
 
 /// Storage backend of a rootfs (`lxc.rootfs.path` prefix, `lxrs create -B`).
@@ -24,6 +26,9 @@ pub use unpack::{unpack, unpack_reader, Compression, UnpackError, UnpackStats};
 pub enum Backend {
     /// A plain directory (`dir:`).
     Dir,
+    /// An overlay over a read-only lower directory (`overlay:<lower>:<upper>`); the upper and
+    /// work directories (`delta0`, `olwork`) live in the container directory.
+    Overlay,
 }
 
 impl Backend {
@@ -31,21 +36,21 @@ impl Backend {
     pub fn parse(s: &str) -> Result<Backend, BackendError> {
         match s {
             "dir" | "none" | "best" => Ok(Backend::Dir),
+            "overlay" | "overlayfs" => Ok(Backend::Overlay),
             other => Err(BackendError::Unsupported(other.to_string())),
         }
     }
 
-    /// The `lxc.rootfs.path` value for a rootfs at `path`.
+    /// The `lxc.rootfs.path` value for a rootfs at `path` (an overlay's is set once its lower
+    /// directory is known; until then the mount point is written as a directory).
     pub fn rootfs_value(self, path: &std::path::Path) -> String {
-        match self {
-            Backend::Dir => format!("dir:{}", path.display()),
-        }
+        format!("dir:{}", path.display())
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
-    #[error("unsupported storage backend '{0}' (supported: dir)")]
+    #[error("unsupported storage backend '{0}' (supported: dir, overlay)")]
     Unsupported(String),
 }
 
@@ -82,6 +87,7 @@ mod tests {
         );
         assert_eq!(Backend::parse("none").unwrap(), Backend::Dir);
         assert!(Backend::parse("lvm").is_err());
+        assert_eq!(Backend::parse("overlayfs").unwrap(), Backend::Overlay);
         assert_eq!(
             Backend::Dir.rootfs_value("/x/rootfs".as_ref()),
             "dir:/x/rootfs"

@@ -326,7 +326,7 @@ pub fn unpack_reader<R: Read>(
         }
     }
     // Directory mtimes last (creating their children changed them), deepest first.
-    dir_times.sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+    dir_times.sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
     for (rel, mtime) in dir_times {
         let parent = match open_beneath(&root, rel.parent().unwrap_or(Path::new(""))) {
             Ok(p) => p,

@@ -58,6 +58,13 @@ fn snapshot(dir: &Path) -> Vec<(String, u64, u32)> {
 
 use tar::EntryType as T;
 
+/// (name, entries (path, type, data, link target), what the error must say)
+type Case<'a> = (
+    &'a str,
+    Vec<(&'a str, T, &'a [u8], Option<&'a str>)>,
+    &'a str,
+);
+
 #[test]
 fn escapes_are_refused_and_nothing_outside_changes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -66,7 +73,7 @@ fn escapes_are_refused_and_nothing_outside_changes() {
     std::fs::write(outside.join("victim"), "original").unwrap();
     let outside_s = outside.to_str().unwrap().to_string();
     let victim_s = format!("{outside_s}/victim");
-    let cases: Vec<(&str, Vec<(&str, T, &[u8], Option<&str>)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "dotdot",
             vec![("../outside/victim", T::Regular, b"pwned", None)],

@@ -933,6 +933,7 @@ mod tests {
                 path: "/nonexistent-lxrs/lxc/c1/rootfs".into(),
                 readonly: false,
                 options: vec![],
+                overlay: None,
             },
             hostname: "c1".into(),
             init: InitSpec {

@@ -66,6 +66,18 @@ pub struct RootfsSpec {
     pub readonly: bool,
     /// Other `lxc.rootfs.options` entries (mount options for the rootfs bind).
     pub options: Vec<String>,
+    /// An overlay rootfs (`lxc.rootfs.path = overlay:<lower>:<upper>`): the container child
+    /// mounts it on `path` in its own mount namespace instead of binding `path`.
+    #[serde(default)]
+    pub overlay: Option<OverlaySpec>,
+}
+
+/// Directories of an overlay rootfs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OverlaySpec {
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -235,6 +235,7 @@ impl Fixture {
                 path: self.rootfs(),
                 readonly: false,
                 options: vec![],
+                overlay: None,
             },
             hostname: "ct".into(),
             init: InitSpec {

@@ -266,10 +266,27 @@ pub fn config_lines(name: &str, arch: &str) -> String {
     )
 }
 
-pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
-    let o = preflight(&run.args)?;
-    let entry = cache::dir(&["debian", &o.release, &o.arch, &variant(&o)]);
-    let _guard = cache::ensure(
+/// The cache entry, built if need be; its lock is held while the caller uses it.
+fn cached(run: &TemplateRun, o: &Options) -> Result<(PathBuf, cache::Guard), TemplateError> {
+    let entry = cache::dir(&["debian", &o.release, &o.arch, &variant(o)]);
+    if o.flush_cache {
+        let users = lxrs_rootfs::live_snapshots(&entry);
+        if !users.is_empty() {
+            return Err(bad(
+                "--flush-cache",
+                &format!(
+                    "the cached rootfs {} is the overlay lower layer of {}: destroy those first",
+                    entry.join("rootfs").display(),
+                    users
+                        .iter()
+                        .map(|u| u.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let guard = cache::ensure(
         &entry,
         o.flush_cache,
         |have| {
@@ -281,19 +298,76 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
                 },
             )
         },
-        |partial| build_cache(&o, partial, run.quiet),
+        |partial| build_cache(o, partial, run.quiet),
     )?;
+    Ok((entry, guard))
+}
+
+pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
+    let o = preflight(&run.args)?;
+    let (entry, _guard) = cached(run, &o)?;
     lxrs_rootfs::copy_tree(&entry.join("rootfs"), &run.rootfs).map_err(|e| TemplateError::Io {
         template: "debian".into(),
         op: "copy cached rootfs",
         path: entry.join("rootfs"),
         source: std::io::Error::other(e),
     })?;
-    configure(run, &o)
+    configure(run, &o, &run.rootfs)
 }
 
-fn configure(run: &TemplateRun, o: &Options) -> Result<(), TemplateError> {
-    let r = &run.rootfs;
+/// `-B overlay`: the cached rootfs is the lower layer (constant time, nothing copied); the
+/// container's own files go to `<path>/delta0`.
+pub fn run_overlay(run: &TemplateRun) -> Result<(), TemplateError> {
+    let o = preflight(&run.args)?;
+    if o.password.is_some() {
+        return Err(bad(
+            "--password",
+            "not with -B overlay; set it later: lxrs attach -n NAME -- passwd",
+        ));
+    }
+    let (entry, _guard) = cached(run, &o)?;
+    let lower = entry.join("rootfs");
+    if lower.to_string_lossy().contains([',', ':']) {
+        return Err(bad(
+            &lower.display().to_string(),
+            "an overlay lower directory cannot contain ',' or ':'",
+        ));
+    }
+    let upper = run.path.join("delta0");
+    let work = run.path.join("olwork");
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).map_err(io("mkdir", d))?;
+    }
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let md = std::fs::metadata(lower.join("etc")).map_err(io("stat", &lower.join("etc")))?;
+        let etc = upper.join("etc");
+        std::fs::create_dir(&etc).map_err(io("mkdir", &etc))?;
+        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+            .map_err(io("chmod", &etc))?;
+        std::os::unix::fs::chown(&etc, Some(md.uid()), Some(md.gid()))
+            .map_err(io("chown", &etc))?;
+    }
+    lxrs_rootfs::record_snapshot(&entry, &run.path).map_err(io("record snapshot in", &entry))?;
+    let cfg = run.config_path();
+    let text = std::fs::read_to_string(&cfg).map_err(io("read", &cfg))?;
+    let value = format!("overlay:{}:{}", lower.display(), upper.display());
+    let mut out = String::new();
+    for l in text.lines() {
+        let k = l.trim_start().split('=').next().unwrap_or("").trim();
+        if k == "lxc.rootfs.path" || k == "lxc.rootfs" {
+            out.push_str(&format!("lxc.rootfs.path = {value}\n"));
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    std::fs::write(&cfg, out).map_err(io("write", &cfg))?;
+    configure(run, &o, &upper)
+}
+
+/// Per-container files, written under `r` (the rootfs, or an overlay's upper directory).
+fn configure(run: &TemplateRun, o: &Options, r: &Path) -> Result<(), TemplateError> {
     let w = |rel: &str, s: &str| -> Result<(), TemplateError> {
         let p = r.join(rel);
         // never write through a symlink the image carries

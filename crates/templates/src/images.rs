@@ -410,7 +410,7 @@ impl Client {
             out.write_all(&buf[..k]).map_err(io("write"))?;
             n += k as u64;
             if let (true, Some(t)) = (progress, total) {
-                let pct = if t == 0 { 100 } else { n * 100 / t };
+                let pct = (n * 100).checked_div(t).unwrap_or(100);
                 if pct != last_pct {
                     last_pct = pct;
                     eprint!(

@@ -195,6 +195,31 @@ impl Template {
         }
     }
 
+    /// Whether the template can make a rootfs on `backend` (overlay needs a cached rootfs to
+    /// be the lower layer: `debian`).
+    pub fn supports(&self, backend: lxrs_rootfs::Backend) -> bool {
+        backend == lxrs_rootfs::Backend::Dir || *self == Template::Debian
+    }
+
+    /// Run it on a storage backend: for `Overlay`, `run.rootfs` is the (empty) mount point and
+    /// the template sets `lxc.rootfs.path = overlay:<cache>:<path>/delta0`.
+    pub fn run_on(
+        &self,
+        run: &TemplateRun,
+        backend: lxrs_rootfs::Backend,
+    ) -> Result<(), TemplateError> {
+        match (self, backend) {
+            (_, lxrs_rootfs::Backend::Dir) => self.run(run),
+            (Template::Debian, lxrs_rootfs::Backend::Overlay) => debian::run_overlay(run),
+            (t, b) => Err(TemplateError::BadArgument {
+                template: t.describe(),
+                arg: format!("-B {b:?}").to_lowercase(),
+                why: "this template cannot make that storage backend (overlay: use -t debian)"
+                    .into(),
+            }),
+        }
+    }
+
     /// Check the template's arguments and host tools before anything is created.
     pub fn preflight(&self, args: &[String]) -> Result<(), TemplateError> {
         match self {

@@ -196,6 +196,7 @@ pub fn spec(lxcpath: &Path, name: &str, argv: &[&str]) -> StartSpec {
             path: lxcpath.join(name).join("rootfs"),
             readonly: false,
             options: vec![],
+            overlay: None,
         },
         hostname: name.into(),
         init: InitSpec {

@@ -145,7 +145,10 @@ pub fn setup(
     } else {
         String::new()
     };
-    mounts::prepare_rootfs(sys, rootfs, &spec.rootfs.options)?;
+    match &spec.rootfs.overlay {
+        Some(o) => mounts::prepare_overlay_rootfs(sys, rootfs, o, &spec.rootfs.options)?,
+        None => mounts::prepare_rootfs(sys, rootfs, &spec.rootfs.options)?,
+    }
     let own_netns = !spec.share_host_net;
     mounts::mount_auto(sys, rootfs, &spec.mount_auto, own_netns, &mountinfo)?;
     if spec.autodev {

@@ -275,6 +275,40 @@ pub(crate) fn prepare_rootfs(
     Ok(())
 }
 
+/// Like [`prepare_rootfs`] for an overlay rootfs: the overlay is mounted on `rootfs` (in the
+/// container's fresh mount namespace, so it disappears with it) instead of a self-bind.
+pub(crate) fn prepare_overlay_rootfs(
+    sys: &dyn Syscall,
+    rootfs: &Path,
+    overlay: &crate::spec::OverlaySpec,
+    options: &[String],
+) -> Result<(), ChildError> {
+    propagate(sys, Path::new("/"), MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        overlay.lower.display(),
+        overlay.upper.display(),
+        overlay.work.display()
+    );
+    do_mount(
+        sys,
+        "overlay",
+        rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )?;
+    let o = parse_mount_options(options);
+    let flags = o.flags - (MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
+    if !flags.is_empty() {
+        remount(sys, rootfs, flags)?;
+    }
+    if !o.propagation.is_empty() {
+        propagate(sys, rootfs, o.propagation)?;
+    }
+    Ok(())
+}
+
 /// Per-mount flags the rootfs keeps when it is finally remounted read-only.
 pub(crate) fn rootfs_final_flags(options: &[String]) -> MsFlags {
     let o = parse_mount_options(options);

@@ -26,6 +26,7 @@ fn spec() -> StartSpec {
             path: R.into(),
             readonly: false,
             options: vec![],
+            overlay: None,
         },
         hostname: "c1".into(),
         init: InitSpec {
@@ -1078,4 +1079,36 @@ fn a_pty_path_naming_another_device_is_refused() {
         .calls()
         .iter()
         .any(|c| matches!(c, Call::Mount { target, .. } if target.ends_with("dev/console"))));
+}
+
+#[test]
+fn overlay_rootfs_is_mounted_in_place_of_the_self_bind() {
+    let sys = fake();
+    let mut s = full_spec();
+    s.rootfs.overlay = Some(crate::spec::OverlaySpec {
+        lower: "/lower".into(),
+        upper: "/ct/delta0".into(),
+        work: "/ct/olwork".into(),
+    });
+    let _ = run_full(&sys, &s, &ctx(true, 2));
+    let calls = sys.calls();
+    let d = dump(&calls);
+    assert_eq!(
+        calls[5],
+        Call::Mount {
+            source: Some(p("overlay")),
+            target: p(R),
+            fstype: Some("overlay".into()),
+            flags: MsFlags::empty(),
+            data: Some("lowerdir=/lower,upperdir=/ct/delta0,workdir=/ct/olwork".into())
+        },
+        "{d}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount { source: Some(src), flags, .. }
+            if src == Path::new(R) && flags.contains(MsFlags::MS_BIND))),
+        "no self-bind of the rootfs with an overlay: {d}"
+    );
 }
