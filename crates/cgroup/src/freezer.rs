@@ -13,6 +13,8 @@ pub const DEFAULT_FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// First poll interval; it doubles up to [`MAX_POLL_STEP`].
 const FIRST_POLL_STEP: Duration = Duration::from_millis(1);
 const MAX_POLL_STEP: Duration = Duration::from_millis(10);
+/// How long one freeze attempt is polled before thawing and trying again.
+const RETRY_ROUND: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreezerState {
@@ -50,29 +52,46 @@ pub trait Freezer {
             tracing::debug!(path = %self.freezer_path().display(), "already frozen");
             return Ok(());
         }
-        self.request_freeze(true)?;
         let start = Instant::now();
-        match poll_state(|| self.freezer_state(), FreezerState::Frozen, timeout) {
-            Ok(()) => {
-                tracing::debug!(path = %self.freezer_path().display(), took = ?start.elapsed(), "frozen");
-                Ok(())
-            }
-            Err(PollError::Timeout(state)) => {
-                tracing::warn!(path = %self.freezer_path().display(), %state, "freeze did not complete, thawing back");
-                if let Err(e) = self.request_freeze(false) {
-                    tracing::warn!(error = %e, "thawing back after a failed freeze");
+        let deadline = start + timeout;
+        let mut round = 0u32;
+        let state = loop {
+            round += 1;
+            self.request_freeze(true)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match poll_state(
+                || self.freezer_state(),
+                FreezerState::Frozen,
+                RETRY_ROUND.min(left),
+            ) {
+                Ok(()) => {
+                    tracing::debug!(path = %self.freezer_path().display(), took = ?start.elapsed(), round, "frozen");
+                    return Ok(());
                 }
-                Err(Error::FreezeTimeout {
-                    path: self.freezer_path(),
-                    state,
-                    waited: start.elapsed(),
-                })
+                Err(PollError::Timeout(state)) => {
+                    if Instant::now() >= deadline {
+                        break state;
+                    }
+                    // The v1 freezer can stay FREEZING when tasks were forking as the freeze
+                    // began; thawing and freezing again gets it through (runc does the same).
+                    tracing::debug!(path = %self.freezer_path().display(), %state, round, "freeze not complete yet: thaw and retry");
+                    self.request_freeze(false)?;
+                }
+                Err(PollError::Read(e)) => {
+                    let _ = self.request_freeze(false);
+                    return Err(e);
+                }
             }
-            Err(PollError::Read(e)) => {
-                let _ = self.request_freeze(false);
-                Err(e)
-            }
+        };
+        tracing::warn!(path = %self.freezer_path().display(), %state, "freeze did not complete, thawing back");
+        if let Err(e) = self.request_freeze(false) {
+            tracing::warn!(error = %e, "thawing back after a failed freeze");
         }
+        Err(Error::FreezeTimeout {
+            path: self.freezer_path(),
+            state,
+            waited: start.elapsed(),
+        })
     }
 
     /// Thaw and wait until the kernel reports `Thawed`. Only acts when frozen or freezing.
@@ -204,6 +223,34 @@ mod tests {
         assert!(e.to_string().contains("/fake/freezer.state"), "{e}");
         assert_eq!(*f.writes.borrow(), vec![true, false]);
         assert_eq!(f.state.get(), FreezerState::Thawed);
+    }
+
+    #[test]
+    fn stuck_freeze_is_retried_by_thawing_and_freezing_again() {
+        // Stuck in FREEZING for longer than one round: thaw, freeze again, then it completes.
+        let f = FakeFreezer::new(FreezerState::Thawed, 1_000_000, false);
+        let lag = &f.lag;
+        let writes = &f.writes;
+        struct Unstick<'a>(&'a FakeFreezer);
+        impl Freezer for Unstick<'_> {
+            fn freezer_path(&self) -> PathBuf {
+                self.0.freezer_path()
+            }
+            fn freezer_state(&self) -> Result<FreezerState> {
+                self.0.freezer_state()
+            }
+            fn request_freeze(&self, frozen: bool) -> Result<()> {
+                self.0.request_freeze(frozen)?;
+                if !frozen {
+                    self.0.lag.set(2); // after a thaw, the next freeze goes through
+                }
+                Ok(())
+            }
+        }
+        Unstick(&f).freeze(Duration::from_secs(5)).unwrap();
+        assert_eq!(f.state.get(), FreezerState::Frozen);
+        assert_eq!(*writes.borrow(), vec![true, false, true]);
+        assert!(lag.get() <= 2);
     }
 
     #[test]
