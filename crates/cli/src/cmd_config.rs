@@ -1,8 +1,8 @@
 //! `lxrs config ...`: check, read, edit, show and upgrade lxc.conf(5) files.
 //!
 //! Edits are written atomically (temp file, fsync, rename, directory fsync), so a crash never
-//! leaves a truncated config. They do not yet take the per-container lock (the runtime owning
-//! that lock is still being written); two concurrent edits can lose one of them, never a line.
+//! leaves a truncated config, and `set`/`unset` of a container hold its lock (the one start, stop
+//! and destroy take), so concurrent edits are serialised and none is lost.
 
 use anyhow::{bail, Context};
 use lxrs_config::{keys, ContainerConfig, Document, ExpandOptions};
@@ -85,6 +85,7 @@ pub fn run(a: Args, g: &crate::globals::Globals) -> anyhow::Result<i32> {
         }
         Sub::Set { name, key, value } => {
             let path = config_path(g, &name)?;
+            let _lock = container_lock(g, &name)?;
             edit(&path, &key, |doc| {
                 let mut value = value.clone();
                 if keys::is_hwaddr_key(&key) {
@@ -108,6 +109,7 @@ pub fn run(a: Args, g: &crate::globals::Globals) -> anyhow::Result<i32> {
         }
         Sub::Unset { name, key } => {
             let path = config_path(g, &name)?;
+            let _lock = container_lock(g, &name)?;
             edit(&path, &key, |doc| {
                 if doc.unset(&key) == 0 {
                     tracing::info!(%key, "key was not set");
@@ -161,6 +163,15 @@ fn resolve_key(key: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The per-container lock that start, stop and destroy take.
+fn container_lock(
+    g: &crate::globals::Globals,
+    name: &str,
+) -> anyhow::Result<lxrs_runtime::lock::ContainerLock> {
+    let rundir = lxrs_runtime::paths::RunDir::default();
+    Ok(lxrs_runtime::lifecycle::lock(&rundir, &g.lxcpath(), name)?)
 }
 
 /// Load, edit, validate the result (with includes), then save atomically.

@@ -361,3 +361,41 @@ fn lxc_busybox_template_script_runs_under_lxrs() {
     ok(&env, &["stop", "-n", "lxcbb", "-k"]);
     ok(&env, &["destroy", "-n", "lxcbb"]);
 }
+
+#[test]
+fn config_edits_wait_for_the_container_lock() {
+    let env = Env::new();
+    let cfg = nonet(&env);
+    ok(&env, &["create", "-t", "busybox", "-n", "lk1", "-f", &cfg]);
+    // The lock start, stop and destroy take; a holder keeps it for a while.
+    let lock = env
+        .rundir
+        .join("lock")
+        .join(env.lxcpath.strip_prefix("/").unwrap())
+        .join("lk1");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let ready = env.dir.path().join("holder-ready");
+    let mut holder = std::process::Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .arg("-c")
+        .arg(format!("touch {}; sleep 1", ready.display()))
+        .spawn()
+        .unwrap();
+    while !ready.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok(
+        &env,
+        &["config", "set", "-n", "lk1", "lxc.start.delay", "7"],
+    );
+    assert!(
+        holder.try_wait().unwrap().is_some(),
+        "config set returned while another command held the lock"
+    );
+    assert_eq!(
+        ok(&env, &["config", "get", "-n", "lk1", "lxc.start.delay"]),
+        "7\n"
+    );
+    ok(&env, &["destroy", "-n", "lk1"]);
+}
