@@ -925,59 +925,15 @@ mod tests {
     use lxrs_netns::{Link, RecordingNet};
 
     fn base_spec() -> StartSpec {
-        StartSpec {
-            name: "c1".into(),
-            lxcpath: "/nonexistent-lxrs/lxc".into(),
-            config_path: "/nonexistent-lxrs/lxc/c1/config".into(),
-            rootfs: RootfsSpec {
-                path: "/nonexistent-lxrs/lxc/c1/rootfs".into(),
-                readonly: false,
-                options: vec![],
-                overlay: None,
-            },
-            hostname: "c1".into(),
-            init: InitSpec {
-                argv: vec!["/sbin/init".into()],
-                uid: 0,
-                gid: 0,
-                groups: vec![],
-                cwd: "/".into(),
-                env: vec![],
-            },
-            mount_auto: MountAuto::default(),
-            mounts: vec![],
-            autodev: true,
-            tty: TtySpec {
-                count: 0,
-                dir: None,
-                pty_max: 0,
-            },
-            console: ConsoleSpec {
-                enabled: false,
-                logfile: None,
-                buffer_size: 0,
-            },
-            caps: CapsSpec::default(),
-            no_new_privs: false,
-            prlimits: vec![],
-            sysctls: vec![],
-            proc_writes: vec![],
-            personality: None,
-            signals: Signals {
-                halt: libc::SIGPWR,
-                reboot: libc::SIGINT,
-                stop: libc::SIGKILL,
-            },
-            net: vec![],
-            share_host_net: false,
-            cgroup: vec![],
-            hooks: vec![],
-            log: LogSpec {
-                file: None,
-                level: "warn".into(),
-            },
-            extra: vec![],
-        }
+        let mut s = StartSpec::new("c1", std::path::Path::new("/nonexistent-lxrs/lxc"));
+        s.init.env = vec![];
+        s.console = ConsoleSpec {
+            enabled: false,
+            logfile: None,
+            buffer_size: 0,
+        };
+        s.log.level = "warn".into();
+        s
     }
 
     fn nic(index: u32, kind: NetKind, link: Option<&str>, name: Option<&str>) -> NetInterface {

@@ -58,6 +58,68 @@ pub struct StartSpec {
     pub extra: Vec<(String, String)>,
 }
 
+impl StartSpec {
+    /// The spec of container `name` in `lxcpath` with LXC's defaults and nothing configured:
+    /// `<lxcpath>/<name>/rootfs`, hostname = name, `/sbin/init` as root in `/` with
+    /// `container=lxc`, autodev, a console, no ttys, halt SIGPWR / reboot SIGINT / stop SIGKILL,
+    /// log level error, loopback-only network. Callers set what their configuration says.
+    pub fn new(name: &str, lxcpath: &std::path::Path) -> StartSpec {
+        StartSpec {
+            name: name.to_string(),
+            lxcpath: lxcpath.to_path_buf(),
+            config_path: lxcpath.join(name).join("config"),
+            rootfs: RootfsSpec {
+                path: lxcpath.join(name).join("rootfs"),
+                readonly: false,
+                options: vec![],
+                overlay: None,
+            },
+            hostname: name.to_string(),
+            init: InitSpec {
+                argv: vec!["/sbin/init".into()],
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+                cwd: "/".into(),
+                env: vec![("container".into(), "lxc".into())],
+            },
+            mount_auto: MountAuto::default(),
+            mounts: vec![],
+            autodev: true,
+            tty: TtySpec {
+                count: 0,
+                dir: None,
+                pty_max: 0,
+            },
+            console: ConsoleSpec {
+                enabled: true,
+                logfile: None,
+                buffer_size: 128 * 1024,
+            },
+            caps: CapsSpec::default(),
+            no_new_privs: false,
+            prlimits: vec![],
+            sysctls: vec![],
+            proc_writes: vec![],
+            personality: None,
+            signals: Signals {
+                halt: libc::SIGPWR,
+                reboot: libc::SIGINT,
+                stop: libc::SIGKILL,
+            },
+            net: vec![],
+            share_host_net: false,
+            cgroup: vec![],
+            hooks: vec![],
+            log: LogSpec {
+                file: None,
+                level: "error".into(),
+            },
+            extra: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RootfsSpec {
     /// Directory holding the root filesystem (after the backend has been resolved/mounted).

@@ -227,62 +227,13 @@ impl Fixture {
     }
 
     fn spec(&self, script: &str) -> StartSpec {
-        StartSpec {
-            name: "ct".into(),
-            lxcpath: self.dir.path().into(),
-            config_path: self.dir.path().join("config"),
-            rootfs: RootfsSpec {
-                path: self.rootfs(),
-                readonly: false,
-                options: vec![],
-                overlay: None,
-            },
-            hostname: "ct".into(),
-            init: InitSpec {
-                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-                uid: 0,
-                gid: 0,
-                groups: vec![],
-                cwd: "/".into(),
-                env: vec![
-                    ("container".into(), "lxc".into()),
-                    ("PATH".into(), "/bin".into()),
-                ],
-            },
-            mount_auto: MountAuto::default(),
-            mounts: vec![],
-            autodev: true,
-            tty: TtySpec {
-                count: 0,
-                dir: None,
-                pty_max: 0,
-            },
-            console: ConsoleSpec {
-                enabled: true,
-                logfile: None,
-                buffer_size: 0,
-            },
-            caps: CapsSpec::default(),
-            no_new_privs: false,
-            prlimits: vec![],
-            sysctls: vec![],
-            proc_writes: vec![],
-            personality: None,
-            signals: Signals {
-                halt: libc::SIGPWR,
-                reboot: libc::SIGINT,
-                stop: libc::SIGKILL,
-            },
-            net: vec![],
-            share_host_net: false,
-            cgroup: vec![],
-            hooks: vec![],
-            log: LogSpec {
-                file: None,
-                level: "error".into(),
-            },
-            extra: vec![],
-        }
+        let mut s = StartSpec::new("ct", self.dir.path());
+        s.config_path = self.dir.path().join("config");
+        s.rootfs.path = self.rootfs();
+        s.init.argv = vec!["/bin/sh".into(), "-c".into(), script.into()];
+        s.init.env.push(("PATH".into(), "/bin".into()));
+        s.console.buffer_size = 0;
+        s
     }
 
     /// Start the container through the helper; (console output, error pipe, exit code).

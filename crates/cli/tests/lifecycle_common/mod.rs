@@ -188,68 +188,21 @@ pub fn alive(pid: i32) -> bool {
 
 /// A resolved start spec for a busybox container.
 pub fn spec(lxcpath: &Path, name: &str, argv: &[&str]) -> StartSpec {
-    StartSpec {
-        name: name.into(),
-        lxcpath: lxcpath.into(),
-        config_path: lxcpath.join(name).join("config"),
-        rootfs: RootfsSpec {
-            path: lxcpath.join(name).join("rootfs"),
-            readonly: false,
-            options: vec![],
-            overlay: None,
-        },
-        hostname: name.into(),
-        init: InitSpec {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-            cwd: "/".into(),
-            env: vec![
-                ("container".into(), "lxc".into()),
-                ("PATH".into(), "/bin:/sbin".into()),
-                ("TERM".into(), "linux".into()),
-            ],
-        },
-        mount_auto: MountAuto {
-            proc: Some(ProcMode::Mixed),
-            sys: Some(SysMode::Mixed),
-            cgroup: None,
-        },
-        mounts: vec![],
-        autodev: true,
-        tty: TtySpec {
-            count: 2,
-            dir: None,
-            pty_max: 0,
-        },
-        console: ConsoleSpec {
-            enabled: true,
-            logfile: None,
-            buffer_size: 128 * 1024,
-        },
-        caps: CapsSpec::default(),
-        no_new_privs: false,
-        prlimits: vec![],
-        sysctls: vec![],
-        proc_writes: vec![],
-        personality: None,
-        // busybox init: SIGUSR1 halts, SIGTERM reboots (LXC's busybox template).
-        signals: Signals {
-            halt: libc::SIGUSR1,
-            reboot: libc::SIGTERM,
-            stop: libc::SIGKILL,
-        },
-        net: vec![],
-        share_host_net: false,
-        cgroup: vec![],
-        hooks: vec![],
-        log: LogSpec {
-            file: None,
-            level: "warn".into(),
-        },
-        extra: vec![],
-    }
+    let mut s = StartSpec::new(name, lxcpath);
+    s.init.argv = argv.iter().map(|s| s.to_string()).collect();
+    s.init.env.push(("PATH".into(), "/bin:/sbin".into()));
+    s.init.env.push(("TERM".into(), "linux".into()));
+    s.mount_auto = MountAuto {
+        proc: Some(ProcMode::Mixed),
+        sys: Some(SysMode::Mixed),
+        cgroup: None,
+    };
+    s.tty.count = 2;
+    // busybox init: SIGUSR1 halts, SIGTERM reboots (LXC's busybox template).
+    s.signals.halt = libc::SIGUSR1;
+    s.signals.reboot = libc::SIGTERM;
+    s.log.level = "warn".into();
+    s
 }
 
 /// A busybox inittab printing `marker` at boot, a shell on the console, and LXC-like

@@ -18,59 +18,11 @@ const HOST_MOUNTINFO: &str = "\
 ";
 
 fn spec() -> StartSpec {
-    StartSpec {
-        name: "c1".into(),
-        lxcpath: "/var/lib/lxrs".into(),
-        config_path: "/var/lib/lxrs/c1/config".into(),
-        rootfs: RootfsSpec {
-            path: R.into(),
-            readonly: false,
-            options: vec![],
-            overlay: None,
-        },
-        hostname: "c1".into(),
-        init: InitSpec {
-            argv: vec!["/sbin/init".into()],
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-            cwd: "/".into(),
-            env: vec![("container".into(), "lxc".into())],
-        },
-        mount_auto: MountAuto::default(),
-        mounts: vec![],
-        autodev: false,
-        tty: TtySpec {
-            count: 0,
-            dir: None,
-            pty_max: 0,
-        },
-        console: ConsoleSpec {
-            enabled: true,
-            logfile: None,
-            buffer_size: 0,
-        },
-        caps: CapsSpec::default(),
-        no_new_privs: false,
-        prlimits: vec![],
-        sysctls: vec![],
-        proc_writes: vec![],
-        personality: None,
-        signals: Signals {
-            halt: libc::SIGPWR,
-            reboot: libc::SIGINT,
-            stop: libc::SIGKILL,
-        },
-        net: vec![],
-        share_host_net: false,
-        cgroup: vec![],
-        hooks: vec![],
-        log: LogSpec {
-            file: None,
-            level: "error".into(),
-        },
-        extra: vec![],
-    }
+    let mut s = StartSpec::new("c1", std::path::Path::new("/var/lib/lxrs"));
+    s.rootfs.path = R.into();
+    s.autodev = false;
+    s.console.buffer_size = 0;
+    s
 }
 
 /// LXC's modern defaults (common.conf) plus a bit of everything.
