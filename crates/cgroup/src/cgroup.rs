@@ -125,6 +125,30 @@ impl Cgroup {
         Err(Error::NoFreeName { base })
     }
 
+    /// A cgroup shared by many users and never removed, such as `lxrs.monitor` where every
+    /// container's monitor lives: made in each root when missing (an existing one is fine),
+    /// then opened.
+    pub fn shared(mounts: &CgroupMounts, driver: Driver, name: &str) -> Result<Cgroup> {
+        check_dir_name(name)?;
+        for root in roots(mounts, driver)? {
+            let path = root.join(name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => tracing::debug!(path = %path.display(), "shared cgroup created"),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(Error::Mkdir { path, source }),
+            }
+            // Also when it existed: its creator may not have filled it in yet.
+            let cpuset = mounts
+                .v1
+                .iter()
+                .any(|h| h.mount == root && h.controllers.iter().any(|c| c == "cpuset"));
+            if driver == Driver::V1 && cpuset {
+                V1Cgroup::init_cpuset(&path)?;
+            }
+        }
+        Cgroup::open_existing(mounts, driver, name)
+    }
+
     /// Open a cgroup created earlier (by name as recorded, e.g. `lxrs.payload.web-2`). On v1
     /// it is the hierarchies where that directory exists; `NotFound` when none.
     pub fn open_existing(mounts: &CgroupMounts, driver: Driver, name: &str) -> Result<Cgroup> {

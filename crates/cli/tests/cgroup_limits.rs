@@ -55,10 +55,24 @@ fn limits_case(driver: &'static str) {
         }
         _ => assert_eq!(read("cgroup.max.descendants"), "7"),
     }
-    // The monitor sits in its own cgroup.
+    // The monitor moves into the shared monitor cgroup once the container runs (after `start`
+    // has returned, off the start path).
     let monitor = env.monitor_pid(&name).unwrap();
-    let cg = std::fs::read_to_string(format!("/proc/{monitor}/cgroup")).unwrap();
-    assert!(cg.contains(&format!("/lxrs.monitor.{name}")), "{cg}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let cg = std::fs::read_to_string(format!("/proc/{monitor}/cgroup")).unwrap();
+        // The v1 driver uses the v1 hierarchies (and leaves the controller-less unified
+        // one alone), the v2 driver the unified one only.
+        let placed = cg
+            .lines()
+            .filter(|l| (driver == "v1") != l.starts_with("0::"))
+            .all(|l| l.ends_with("/lxrs.monitor"));
+        if placed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cg}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     env.ok(&["stop", "-n", &name, "-k"]);
     let left = Env::leftover_cgroups(&name);

@@ -5,10 +5,13 @@
 //! * Driver: env `LXRS_CGROUP_DRIVER` (`v1`/`v2`), else `lxrs.cgroup.driver` in the system
 //!   config (`/etc/lxrs/lxrs.conf`, a parameter), else the host's default ([`choose_driver`]).
 //! * Start ([`ContainerCgroups::prepare`], in the monitor, init cloned and blocked): the monitor
-//!   moves itself into `lxrs.monitor.NAME`, creates `lxrs.payload.NAME`, writes the limits in
+//!   creates `lxrs.payload.NAME`, writes the limits in
 //!   file order (errors name the key), places init, installs the device filter (default deny,
 //!   LXC's allow list, then the container's rules). Every cgroup is recorded as a
-//!   [`CleanupItem::Other`] with backend [`BACKEND`] as soon as it exists.
+//!   [`CleanupItem::Other`] with backend [`BACKEND`] as soon as it exists. Once the container
+//!   runs ([`ContainerCgroups::place_monitor`], off the start path) the monitor moves itself
+//!   into the shared `lxrs.monitor` cgroup (kept, like LXC's `lxc.pivot`: a stop then has no
+//!   migration to wait for).
 //! * Stop / after a killed monitor: [`teardown_item`] removes a recorded cgroup even when
 //!   processes linger (SIGKILL, thaw, rmdir with retries).
 //! * [`WithCgroups`] wraps another [`HostSetup`] (networking, generic items) and keeps the live
@@ -267,6 +270,10 @@ pub fn thaw_recorded(items: &[CleanupItem]) {
 // ---------------------------------------------------------------------------------------------
 // Start: the monitor's side
 
+/// The cgroup every monitor moves into once its container runs (one per hierarchy, shared,
+/// never removed).
+pub const MONITOR_CGROUP: &str = "lxrs.monitor";
+
 /// Where [`ContainerCgroups::prepare`] gets its inputs (all parameters, for tests).
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
@@ -276,7 +283,8 @@ pub struct PrepareOptions {
     pub env: Option<String>,
     /// The cgroup mounts (None = this process's `/proc/self/mountinfo`).
     pub mounts: Option<CgroupMounts>,
-    /// The monitor process to move into `lxrs.monitor.NAME` (None = no monitor cgroup).
+    /// The monitor process to move into `lxrs.monitor` once the container runs (None = leave
+    /// it where it is).
     pub monitor_pid: Option<i32>,
 }
 
@@ -298,7 +306,6 @@ impl Default for PrepareOptions {
 pub struct ContainerCgroups {
     pub mounts: CgroupMounts,
     pub driver: Driver,
-    pub monitor: Option<Cgroup>,
     pub payload: Cgroup,
 }
 
@@ -340,17 +347,6 @@ impl ContainerCgroups {
                 spec.config_path.display()
             );
         }
-        let monitor = match opts.monitor_pid {
-            Some(pid) => {
-                let mon = Cgroup::create(&mounts, driver, Kind::Monitor, &spec.name)
-                    .map_err(cg_err("creating the monitor cgroup"))?;
-                created.push(CgroupRecord::of(&mon, Kind::Monitor).item());
-                mon.add_pid(pid)
-                    .map_err(cg_err(format!("moving the monitor into {}", mon.name())))?;
-                Some(mon)
-            }
-            None => None,
-        };
         let mut payload = Cgroup::create(&mounts, driver, Kind::Payload, &spec.name)
             .map_err(cg_err("creating the container cgroup"))?;
         created.push(CgroupRecord::of(&payload, Kind::Payload).item());
@@ -376,9 +372,19 @@ impl ContainerCgroups {
         Ok(ContainerCgroups {
             mounts,
             driver,
-            monitor,
             payload,
         })
+    }
+
+    /// Move the monitor `pid` into the shared [`MONITOR_CGROUP`] (made when missing, never
+    /// removed), out of whatever session cgroup its starter ran in. Called once the container
+    /// runs: a migration into a v1 hierarchy can wait for an RCU grace period, so it is kept
+    /// off the start path, and a shared cgroup means stop has nothing to migrate or remove.
+    pub fn place_monitor(&mut self, pid: i32) -> Result<(), CgroupError> {
+        let mon = Cgroup::shared(&self.mounts, self.driver, MONITOR_CGROUP)
+            .map_err(cg_err(format!("creating the {MONITOR_CGROUP} cgroup")))?;
+        mon.add_pid(pid)
+            .map_err(cg_err(format!("moving the monitor into {MONITOR_CGROUP}")))
     }
 
     /// Freeze the container (confirmed by a bounded poll; already frozen: no-op; thawed back
@@ -418,18 +424,12 @@ impl ContainerCgroups {
             .map_err(cg_err(format!("usage of {}", self.payload.name())))
     }
 
-    /// Remove both cgroups (payload first), collecting errors.
+    /// Remove the container's cgroup (the shared monitor cgroup stays), collecting errors.
     pub fn remove(self, timeout: Duration) -> Vec<CgroupError> {
         let mut errs = Vec::new();
         let name = self.payload.name().to_string();
         if let Err(e) = self.payload.remove(timeout) {
             errs.push(cg_err(format!("removing cgroup {name}"))(e));
-        }
-        if let Some(m) = self.monitor {
-            let name = m.name().to_string();
-            if let Err(e) = m.remove(timeout) {
-                errs.push(cg_err(format!("removing cgroup {name}"))(e));
-            }
         }
         errs
     }
@@ -486,6 +486,17 @@ impl<H: HostSetup> HostSetup for WithCgroups<H> {
         let cgs = ContainerCgroups::prepare(spec, child_pid, created, &self.opts)?;
         self.live = Some(cgs);
         self.inner.prepare(spec, child_pid, created)
+    }
+
+    fn after_running(
+        &mut self,
+        spec: &StartSpec,
+        created: &mut Vec<CleanupItem>,
+    ) -> Result<(), HostError> {
+        if let (Some(pid), Some(cgs)) = (self.opts.monitor_pid, self.live.as_mut()) {
+            cgs.place_monitor(pid)?;
+        }
+        self.inner.after_running(spec, created)
     }
 
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError> {
@@ -927,7 +938,7 @@ mod tests {
         let e = ContainerCgroups::prepare(&s, 1, &mut created, &opts).unwrap_err();
         assert!(e.to_string().contains("\"c 1:x rwm\""), "{e}");
         assert!(created.is_empty());
-        assert!(!d.path().join("unified/lxrs.monitor.web").exists());
+        assert!(!d.path().join("unified/lxrs.monitor").exists());
     }
 
     /// A recording inner setup: what the wrapper hands through.

@@ -63,6 +63,16 @@ pub trait HostSetup {
     /// Called with the container's processes gone (or about to be: cgroups are retried).
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError>;
 
+    /// Host-side work that can wait until init runs (the start result is already sent): e.g.
+    /// moving the monitor into its own cgroup. Failures are logged, not fatal.
+    fn after_running(
+        &mut self,
+        _spec: &StartSpec,
+        _created: &mut Vec<CleanupItem>,
+    ) -> Result<(), HostError> {
+        Ok(())
+    }
+
     /// The running container's cgroups (freeze, thaw, device rules), if this setup made them.
     fn cgroups(&mut self) -> Option<&mut crate::cgroups::ContainerCgroups> {
         None
@@ -98,6 +108,7 @@ impl HostSetup for DefaultHostSetup {
                 errors.push(e);
             }
         }
+        errors.extend(net.finish());
         errors
     }
 }

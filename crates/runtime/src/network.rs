@@ -221,15 +221,14 @@ pub fn prepare(
     if spec.share_host_net {
         return Ok(());
     }
+    if spec.net.is_empty() {
+        // Loopback only: the child brings `lo` up itself.
+        return Ok(());
+    }
     let t0 = std::time::Instant::now();
     let kerr = |what: &'static str| move |e: NetError| other(format!("{what}: {e}"));
     let ct_ns = NetNs::from_pid(child_pid as u32).map_err(kerr("container network namespace"))?;
     let mut ct = Netlink::in_ns(ct_ns.as_fd()).map_err(kerr("container netlink socket"))?;
-    if spec.net.is_empty() {
-        return ct
-            .set_up("lo")
-            .map_err(|e| other(format!("bring up lo: {e}")));
-    }
     let mut host = Netlink::new().map_err(kerr("host netlink socket"))?;
     let pin = pin_path(&RunDir::default(), &spec.lxcpath, &spec.name);
     setup(
@@ -340,9 +339,7 @@ pub fn setup(
         )?);
     }
 
-    // Inside the container.
-    ct.change_link(LinkId::Name("lo"), LinkChange::Up)
-        .map_err(|e| other(format!("bring up lo in the container: {e}")))?;
+    // Inside the container (`lo` is the child's own business).
     let mut bridge_addrs = None;
     for m in &made {
         configure_inside(m, host, ct, &mut bridge_addrs)?;
@@ -789,10 +786,24 @@ pub fn owns(item: &CleanupItem) -> bool {
     }
 }
 
+/// How long [`Teardown::finish`] lets the kernel remove host links on its own before
+/// deleting the rest itself.
+pub const HOST_LINK_GONE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Undoes network items; opens the host netlink socket on first use.
+///
+/// Host ends of veth pairs ([`CleanupItem::Link`]) are collected and handled last, in
+/// [`Teardown::finish`]: once the container's processes are gone its network namespace dies
+/// and the kernel removes every veth pair with an end in it, in one batch, in the background;
+/// the host end is unlisted within a few milliseconds. Deleting it ourselves instead would
+/// make us wait for the kernel's whole unregistration (RCU barriers: about 20 ms per link
+/// here), and would race with the namespace's own clean-up. So `finish` waits (bounded by
+/// [`HOST_LINK_GONE_WAIT`]) for them to go, and deletes whatever is still there (a namespace
+/// kept alive by someone else).
 #[derive(Debug, Default)]
 pub struct Teardown {
     host: Option<Netlink>,
+    links: Vec<String>,
 }
 
 impl Teardown {
@@ -837,10 +848,8 @@ impl Teardown {
     pub fn undo(&mut self, item: &CleanupItem) -> Result<(), HostError> {
         match item {
             CleanupItem::Link { name } => {
-                let t0 = std::time::Instant::now();
-                let r = delete_host_link(self.host()?, name);
-                tracing::debug!("network: host link {name} deleted in {:?}", t0.elapsed());
-                r
+                self.links.push(name.clone());
+                Ok(())
             }
             CleanupItem::Other { backend, data } if backend == BACKEND => {
                 let it: NetItem = serde_json::from_value(data.clone())
@@ -857,6 +866,58 @@ impl Teardown {
             }
             other_item => Err(other(format!("not a network item: {other_item:?}"))),
         }
+    }
+}
+
+impl Teardown {
+    /// The host links collected by [`Teardown::undo`]: wait for the kernel to remove them with
+    /// the container's namespace, then delete what is left. Every error is collected.
+    pub fn finish(&mut self) -> Vec<HostError> {
+        let mut links = std::mem::take(&mut self.links);
+        if links.is_empty() {
+            return Vec::new();
+        }
+        let host = match self.host() {
+            Ok(h) => h,
+            Err(e) => return vec![e],
+        };
+        let t0 = std::time::Instant::now();
+        let left = wait_links_gone(host, &mut links, HOST_LINK_GONE_WAIT);
+        let mut errors = Vec::new();
+        for name in &left {
+            if let Err(e) = delete_host_link(host, name) {
+                errors.push(e);
+            }
+        }
+        tracing::debug!(
+            "network: host links gone in {:?} ({} deleted by us)",
+            t0.elapsed(),
+            left.len()
+        );
+        errors
+    }
+}
+
+/// Poll (backing off from 200 µs to 5 ms) until none of `names` exists on the host or
+/// `within` has passed; returns the names still there. A lookup error other than "no such
+/// device" counts as still there.
+pub fn wait_links_gone(
+    host: &mut dyn NetOps,
+    names: &mut Vec<String>,
+    within: std::time::Duration,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + within;
+    let mut step = std::time::Duration::from_micros(200);
+    loop {
+        names.retain(|n| match host.link(LinkId::Name(n)) {
+            Ok(_) => true,
+            Err(e) => !e.is_not_found(),
+        });
+        if names.is_empty() || std::time::Instant::now() >= deadline {
+            return std::mem::take(names);
+        }
+        std::thread::sleep(step);
+        step = (step * 2).min(std::time::Duration::from_millis(5));
     }
 }
 
@@ -1107,7 +1168,6 @@ mod tests {
             ct.calls,
             [
                 "get eth1",
-                "set lo up",
                 "get eth0",
                 "set ifindex 10 up",
                 "get virt0",
@@ -1255,7 +1315,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            &ct.calls[2..],
+            &ct.calls[1..],
             [
                 "add address 10.0.3.50/24 ifindex 10",
                 "add address fd00::50/64 ifindex 10",
@@ -1388,6 +1448,28 @@ mod tests {
         delete_host_link(&mut host, "vethA").unwrap();
         let e = delete_host_link(&mut host, "vethB").unwrap_err();
         assert!(e.to_string().contains("delete host link vethB"), "{e}");
+    }
+
+    #[test]
+    fn host_links_are_left_to_the_kernel_within_a_bound() {
+        let (mut host, _) = nets();
+        // eth2 stays (a namespace someone else keeps alive); vethGone is already gone.
+        let mut names = vec!["vethGone".to_string(), "eth2".to_string()];
+        let t0 = std::time::Instant::now();
+        let left = wait_links_gone(&mut host, &mut names, std::time::Duration::from_millis(30));
+        assert_eq!(left, ["eth2"]);
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(30));
+        // Only lookups: nothing deleted while waiting.
+        assert!(
+            host.calls.iter().all(|c| c.starts_with("get ")),
+            "{:?}",
+            host.calls
+        );
+        // A lookup failure other than "no such device" is not taken for "gone".
+        let mut names = vec!["eth2".to_string()];
+        host.fail_on("get eth2", libc::EPERM);
+        let left = wait_links_gone(&mut host, &mut names, std::time::Duration::from_millis(1));
+        assert_eq!(left, ["eth2"]);
     }
 
     #[test]

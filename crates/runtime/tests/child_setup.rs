@@ -114,9 +114,18 @@ fn helper_main(spec_path: &Path) -> Result<i32, String> {
     // (`cb`, holding our copies of the child's ends, was dropped by clone: closed here.)
 
     let mut sync = std::fs::File::from(sync_write);
+    // Before main, Rust's runtime has not ignored SIGPIPE yet: a child that already exited
+    // must give EPIPE here, not kill the helper. (The child was cloned before this.)
+    // SAFETY: setting a signal disposition to SIG_IGN involves no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     if std::env::var_os(NO_RELEASE_ENV).is_none() {
-        sync.write_all(b"1")
-            .map_err(|err| format!("release: {err}"))?;
+        match sync.write_all(b"1") {
+            Ok(()) => {}
+            // The child gave up in its early setup (before the release), as the monitor
+            // sees it too: its reason is on the error pipe.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(err) => return Err(format!("release: {err}")),
+        }
     }
     drop(sync);
 

@@ -3,13 +3,15 @@
 //!
 //! Interface contract with the monitor (`crate::monitor`):
 //! 1. The monitor clones the child with [`clone_flags`] and calls [`run`] in it.
-//! 2. The child closes every inherited descriptor except stdio and those in the context, then
+//! 2. The child closes every inherited descriptor except stdio and those in the context, and
+//!    does what needs neither cgroups nor host network ([`setup_early`]: rootfs, proc, sys,
+//!    mount entries, /dev, console and ttys, `lo`, hostname) while the monitor works, then
 //!    blocks reading one byte from `ctx.sync_read` (the monitor writes it after placing the
 //!    child in its cgroups and creating the host side of the network; EOF = the monitor died,
 //!    the child exits 1 without a message).
-//! 3. The child unshares its cgroup namespace (it is in its cgroup now), sets up mounts,
-//!    pivot_root, /dev, console and ttys, hostname, sysctls, prlimits, capabilities,
-//!    no_new_privs, personality, ids, cwd and environment, then execs init.
+//! 3. The child unshares its cgroup namespace (it is in its cgroup now), mounts the cgroups,
+//!    pivot_root, sysctls, prlimits, capabilities, no_new_privs, personality, ids, cwd and
+//!    environment ([`setup_late`]), then execs init.
 //! 4. On any failure it writes a one-line UTF-8 message to `ctx.err_write` and exits 1; a
 //!    successful exec closes `ctx.err_write` (O_CLOEXEC) with nothing written.
 
@@ -112,45 +114,49 @@ pub fn run_with(
             e,
         )
     })?;
+    let console = ctx.console.as_ref().map(AsRawFd::as_raw_fd);
+    let ttys: Vec<RawFd> = ctx.ttys.iter().map(AsRawFd::as_raw_fd).collect();
+    // While the monitor creates the cgroups and the host side of the network (on the other
+    // CPU, when there is one), the child does everything that needs neither.
+    setup_early(sys, spec, console, &ttys)?;
     match sys.read_sync_byte(ctx.sync_read.as_raw_fd()) {
         Ok(true) => {}
         Ok(false) => return Err(ChildError::MonitorGone),
         Err(errno) => return Err(ChildError::Sync { errno }),
     }
-    let console = ctx.console.as_ref().map(AsRawFd::as_raw_fd);
-    let ttys: Vec<RawFd> = ctx.ttys.iter().map(AsRawFd::as_raw_fd).collect();
-    setup(sys, spec, console, &ttys)?;
+    setup_late(sys, spec, console)?;
     exec_init(sys, &spec.init)
 }
 
-/// Steps 2-10 of a start, in order: cgroup namespace; `/` rslave and the rootfs bound onto
-/// itself; `lxc.mount.auto`; the autodev tmpfs; mount entries; `/dev` nodes, devpts, console
-/// and ttys; pivot_root; hostname, sysctls, `lxc.proc.*`, prlimits, personality; `/proc/sys`
-/// and rootfs read-only remounts; session, controlling tty and stdio; capability bounding
-/// set; groups, gid, uid; no_new_privs; cwd.
+/// The whole container setup ([`setup_early`] then [`setup_late`]) with no monitor in
+/// between.
 pub fn setup(
     sys: &dyn Syscall,
     spec: &StartSpec,
     console: Option<RawFd>,
     ttys: &[RawFd],
 ) -> Result<(), ChildError> {
-    sys.unshare(CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| ChildError::op("unshare", "CLONE_NEWCGROUP", e))?;
+    setup_early(sys, spec, console, ttys)?;
+    setup_late(sys, spec, console)
+}
 
+/// The part of a start that needs neither the cgroups nor the host side of the network, run
+/// before the monitor releases the child: `/` rslave and the rootfs bound onto itself;
+/// `lxc.mount.auto` proc and sys; the autodev tmpfs; mount entries; `/dev` nodes, devpts,
+/// console and ttys; `lo` up; hostname.
+pub fn setup_early(
+    sys: &dyn Syscall,
+    spec: &StartSpec,
+    console: Option<RawFd>,
+    ttys: &[RawFd],
+) -> Result<(), ChildError> {
     let rootfs = spec.rootfs.path.as_path();
-    let mountinfo = if spec.mount_auto.cgroup.is_some() {
-        let p = Path::new("/proc/self/mountinfo");
-        sys.read_file(p)
-            .map_err(|e| ChildError::path("read", p, e))?
-    } else {
-        String::new()
-    };
     match &spec.rootfs.overlay {
         Some(o) => mounts::prepare_overlay_rootfs(sys, rootfs, o, &spec.rootfs.options)?,
         None => mounts::prepare_rootfs(sys, rootfs, &spec.rootfs.options)?,
     }
     let own_netns = !spec.share_host_net;
-    mounts::mount_auto(sys, rootfs, &spec.mount_auto, own_netns, &mountinfo)?;
+    mounts::mount_auto_early(sys, rootfs, &spec.mount_auto, own_netns)?;
     if spec.autodev {
         dev::mount_dev_tmpfs(sys, rootfs)?;
     }
@@ -162,11 +168,39 @@ pub fn setup(
     }
     dev::mount_devpts(sys, rootfs, spec.tty.pty_max, spec.autodev)?;
     dev::setup_ptys(sys, rootfs, spec.tty.dir.as_deref(), console, ttys)?;
+    if own_netns {
+        sys.loopback_up()
+            .map_err(|e| ChildError::op("bring up", "lo", e))?;
+    }
+    sys.sethostname(&spec.hostname)
+        .map_err(|e| ChildError::op("set hostname", &spec.hostname, e))?;
+    Ok(())
+}
+
+/// The rest, once the monitor has placed the child in its cgroups and made its network
+/// interfaces: the cgroup namespace and `lxc.mount.auto` cgroup mounts (after the mount
+/// entries, as LXC mounts them); pivot_root; sysctls (the interfaces exist now),
+/// `lxc.proc.*`, prlimits, personality; `/proc/sys` and rootfs read-only remounts; session,
+/// controlling tty and stdio; capability bounding set; groups, gid, uid; no_new_privs; cwd.
+pub fn setup_late(
+    sys: &dyn Syscall,
+    spec: &StartSpec,
+    console: Option<RawFd>,
+) -> Result<(), ChildError> {
+    sys.unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| ChildError::op("unshare", "CLONE_NEWCGROUP", e))?;
+    let rootfs = spec.rootfs.path.as_path();
+    let mountinfo = if spec.mount_auto.cgroup.is_some() {
+        let p = Path::new("/proc/self/mountinfo");
+        sys.read_file(p)
+            .map_err(|e| ChildError::path("read", p, e))?
+    } else {
+        String::new()
+    };
+    mounts::mount_auto_cgroup(sys, rootfs, &spec.mount_auto, &mountinfo)?;
 
     pivot(sys, rootfs)?;
 
-    sys.sethostname(&spec.hostname)
-        .map_err(|e| ChildError::op("set hostname", &spec.hostname, e))?;
     for (key, value) in &spec.sysctls {
         let path = sysctl_path(key)?;
         sys.write_file(&path, value.as_bytes())

@@ -459,6 +459,19 @@ pub fn mount_auto(
     own_netns: bool,
     host_mountinfo: &str,
 ) -> Result<(), ChildError> {
+    mount_auto_early(sys, rootfs, auto, own_netns)?;
+    mount_auto_cgroup(sys, rootfs, auto, host_mountinfo)
+}
+
+/// `lxc.mount.auto` without its cgroup part, which needs the cgroup namespace (made once the
+/// monitor has placed the child): proc and sysfs (left writable until
+/// [`mount_auto_cgroup`] has mounted the cgroups under it).
+pub fn mount_auto_early(
+    sys: &dyn Syscall,
+    rootfs: &Path,
+    auto: &MountAuto,
+    own_netns: bool,
+) -> Result<(), ChildError> {
     if let Some(mode) = auto.proc {
         let proc = resolve_in_root(sys, rootfs, "proc")?;
         mkdir_p(sys, rootfs, &proc)?;
@@ -507,10 +520,26 @@ pub fn mount_auto(
             }
         }
     }
+    Ok(())
+}
+
+/// The cgroup part of `lxc.mount.auto` (in the container's cgroup namespace), then sysfs
+/// made read-only as its mode says.
+pub fn mount_auto_cgroup(
+    sys: &dyn Syscall,
+    rootfs: &Path,
+    auto: &MountAuto,
+    host_mountinfo: &str,
+) -> Result<(), ChildError> {
     if let Some(mode) = auto.cgroup {
         mount_cgroups(sys, rootfs, mode, host_mountinfo)?;
     }
+    finish_sys(sys, rootfs, auto)
+}
+
+fn finish_sys(sys: &dyn Syscall, rootfs: &Path, auto: &MountAuto) -> Result<(), ChildError> {
     if matches!(auto.sys, Some(SysMode::Mixed | SysMode::Ro)) {
+        let sysdir = resolve_in_root(sys, rootfs, "sys")?;
         remount(sys, &sysdir, PSEUDO | MsFlags::MS_RDONLY)?;
     }
     Ok(())

@@ -188,16 +188,29 @@ fn full_start_sequence() {
     let calls = sys.calls();
     let d = dump(&calls);
 
-    // Step 1-3: die with the monitor, wait for release, own cgroup ns, then the first mount
-    // makes / a recursive slave before anything is mounted.
+    // Step 1-2: die with the monitor, close what is not ours, then the first mount makes /
+    // a recursive slave before anything is mounted. The release (sync byte) comes after the
+    // early setup, and the cgroup namespace right after it.
     assert_eq!(calls[0], Call::SetPdeathsigKill, "{d}");
     let mut keep = vec![c.sync_read.as_raw_fd(), c.err_write.as_raw_fd()];
     keep.extend(c.console.iter().chain(&c.ttys).map(|f| f.as_raw_fd()));
     assert_eq!(calls[1], Call::CloseFdsExcept(keep), "{d}");
-    assert_eq!(calls[2], Call::ReadSyncByte(c.sync_read.as_raw_fd()), "{d}");
-    assert_eq!(calls[3], Call::Unshare(CloneFlags::CLONE_NEWCGROUP), "{d}");
+    let release = pos(&calls, &Call::ReadSyncByte(c.sync_read.as_raw_fd()));
+    let cgroupns = pos(&calls, &Call::Unshare(CloneFlags::CLONE_NEWCGROUP));
+    assert_eq!(cgroupns, release + 1, "{d}");
+    // Before the release: the rootfs, proc, sys, /dev, ttys, lo and the hostname; after
+    // it: cgroups, pivot_root and everything that touches the kernel's view of the
+    // container (sysctls, caps, ids).
+    let lo = pos(&calls, &Call::LoopbackUp);
+    let hostname = pos(&calls, &Call::Sethostname(s.hostname.clone()));
+    assert!(lo < release && hostname < release, "{d}");
+    let pivot = calls
+        .iter()
+        .position(|c| matches!(c, Call::PivotRoot { .. }))
+        .expect("pivot_root");
+    assert!(pivot > cgroupns, "{d}");
     assert_eq!(
-        calls[4],
+        calls[2],
         Call::Mount {
             source: None,
             target: p("/"),
@@ -208,7 +221,7 @@ fn full_start_sequence() {
         "{d}"
     );
     assert_eq!(
-        calls[5],
+        calls[3],
         Call::Mount {
             source: Some(p(R)),
             target: p(R),
@@ -220,7 +233,7 @@ fn full_start_sequence() {
     );
     // rootfs options other than ro applied to the bind at once
     let (i, f) = remount_of(&calls, R).expect("rootfs nodev remount");
-    assert_eq!(i, 6, "{d}");
+    assert_eq!(i, 4, "{d}");
     assert!(
         f.contains(MsFlags::MS_NODEV) && !f.contains(MsFlags::MS_RDONLY),
         "{d}"
@@ -285,7 +298,7 @@ fn full_start_sequence() {
             !flags.contains(MsFlags::MS_RDONLY),
             "own cgroup writable in mixed mode"
         );
-        assert!(i > 3, "after unshare(CLONE_NEWCGROUP)");
+        assert!(i > cgroupns, "after unshare(CLONE_NEWCGROUP)");
     }
     assert!(mount_of(
         &calls,
@@ -405,8 +418,9 @@ fn full_start_sequence() {
     );
     assert!(pts < chroot && procsys_ro > cd, "{d}");
 
-    // after the pivot: hostname, sysctl, proc, prlimit, personality
+    // hostname before the release; after the pivot: sysctl, proc, prlimit, personality
     let host = pos(&calls, &Call::Sethostname("web1".into()));
+    assert!(host < release, "{d}");
     let oom = pos(
         &calls,
         &Call::WriteFile {
@@ -423,10 +437,7 @@ fn full_start_sequence() {
         },
     );
     let pers = pos(&calls, &Call::Personality(Personality::Linux32));
-    assert!(
-        cd < host && host < sysctl && sysctl < oom && oom < rl && rl < pers,
-        "{d}"
-    );
+    assert!(cd < sysctl && sysctl < oom && oom < rl && rl < pers, "{d}");
 
     // ro rootfs: the very last mount, read-only and keeping nodev
     let last_mount = calls
@@ -507,9 +518,18 @@ fn full_start_sequence() {
 #[test]
 fn monitor_gone_before_release_does_nothing() {
     let sys = fake().sync_eof();
-    let err = run_full(&sys, &full_spec(), &ctx(true, 0));
+    let c = ctx(true, 0);
+    let err = run_full(&sys, &full_spec(), &c);
     assert!(matches!(err, ChildError::MonitorGone), "{err}");
-    assert_eq!(sys.calls().len(), 3, "{}", dump(&sys.calls()));
+    // The early setup ran (in the child's own mount namespace, gone with it); nothing after
+    // the failed release did.
+    let calls = sys.calls();
+    assert_eq!(
+        calls.last(),
+        Some(&Call::ReadSyncByte(c.sync_read.as_raw_fd())),
+        "{}",
+        dump(&calls)
+    );
 }
 
 #[test]
@@ -1046,7 +1066,7 @@ fn overlay_rootfs_is_mounted_in_place_of_the_self_bind() {
     let calls = sys.calls();
     let d = dump(&calls);
     assert_eq!(
-        calls[5],
+        calls[3],
         Call::Mount {
             source: Some(p("overlay")),
             target: p(R),

@@ -17,6 +17,8 @@
 //!    no client holds it; on init death by SIGHUP (reboot) restarts the container under the same
 //!    monitor and socket; on any other init death tears down and exits.
 
+mod trim;
+
 use crate::child::ChildContext;
 use crate::host::{CleanupItem, HostSetup};
 use crate::paths::{self, RunDir};
@@ -36,6 +38,8 @@ use std::time::{Duration, Instant};
 pub const TITLE_PREFIX: &str = "[lxrs monitor]";
 /// Environment variable carrying the starter socket's fd number.
 pub const FD_ENV: &str = "_LXRS_MONITOR_FD";
+/// Quiet time after the last command before the monitor drops its code pages again.
+const TRIM_AFTER_QUIET: Duration = Duration::from_secs(2);
 /// After SIGTERM to the monitor: halt signal first, kill after this long.
 const SIGTERM_GRACE: Duration = Duration::from_secs(10);
 
@@ -216,6 +220,8 @@ struct Monitor {
     items: Vec<CleanupItem>,
     record: StateRecord,
     kill_at: Option<Instant>,
+    /// When to give back the pages the last commands faulted in (quiet since then).
+    trim_at: Option<Instant>,
 }
 
 type NewError = (Conn, String);
@@ -310,6 +316,7 @@ impl Monitor {
             items: Vec::new(),
             record,
             kill_at: None,
+            trim_at: None,
         };
         let id = m.add_client(starter);
         m.starter = Some(id);
@@ -446,11 +453,47 @@ impl Monitor {
         self.items.extend(created);
         self.write_record()?;
         prep.map_err(|e| format!("host setup: {e}"))?;
-        // Let the child continue.
-        nix::unistd::write(&sync_w, &[1u8]).map_err(|e| format!("sync write: {e}"))?;
+        // Let the child continue. EPIPE: it failed in its early setup and said why.
+        if let Err(e) = nix::unistd::write(&sync_w, &[1u8]) {
+            return Err(self
+                .child_error_message()
+                .unwrap_or_else(|| format!("sync write: {e}")));
+        }
         drop(sync_w);
         tracing::debug!("child {pid} released {:?} after clone", t0.elapsed());
         Ok(())
+    }
+
+    /// What a child that gave up before its release wrote on the error pipe (read to EOF,
+    /// waiting at most a second: the child is exiting).
+    fn child_error_message(&mut self) -> Option<String> {
+        let ch = self.child.as_mut()?;
+        let fd = ch.err.take()?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut msg = std::mem::take(&mut ch.err_msg);
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => msg.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&msg).trim().to_string();
+        (!text.is_empty()).then_some(text)
     }
 
     /// ABORTING: kill the child, tear down, tell the starter; STOPPED; exit code 1.
@@ -525,7 +568,7 @@ impl Monitor {
             for c in &self.clients {
                 fds.push(pfd(c.conn.raw()));
             }
-            let timeout = match self.kill_at {
+            let timeout = match [self.kill_at, self.trim_at].into_iter().flatten().min() {
                 Some(t) => t.saturating_duration_since(Instant::now()).as_millis() as i32,
                 None => -1,
             };
@@ -544,6 +587,10 @@ impl Monitor {
                     self.kill_at = None;
                     let _ = self.signal_init(StopKind::Kill);
                 }
+            }
+            if self.trim_at.is_some_and(|t| Instant::now() >= t) {
+                self.trim_at = None;
+                trim::release_startup_pages();
             }
             let ready = |fd: RawFd| fds.iter().any(|p| p.fd == fd && p.revents != 0);
             // Order matters: the error pipe before SIGCHLD, so an exec followed by a quick
@@ -607,6 +654,25 @@ impl Monitor {
 
     fn on_running(&mut self) {
         self.set_state(State::Running);
+        self.report_running();
+        // Off the start path, now that the starter has its answer.
+        let mut created = Vec::new();
+        let r = self.host.after_running(&self.spec, &mut created);
+        if !created.is_empty() {
+            self.items.extend(created);
+            if let Err(e) = self.write_record() {
+                tracing::warn!("{e}");
+            }
+        }
+        if let Err(e) = r {
+            tracing::warn!("{}: {e}", self.spec.name);
+        }
+        let bytes = trim::release_startup_pages();
+        tracing::debug!("released {} KiB of start-up mappings", bytes / 1024);
+    }
+
+    /// Send the start result (RUNNING, and the console when asked for) to the starter.
+    fn report_running(&mut self) {
         let Some(id) = self.starter.take() else {
             return;
         };
@@ -711,6 +777,8 @@ impl Monitor {
         let Some(idx) = self.clients.iter().position(|c| c.conn.raw() == fd) else {
             return;
         };
+        // Serving commands faults code back in; give it back once they stop.
+        self.trim_at = Some(Instant::now() + TRIM_AFTER_QUIET);
         match self.clients[idx].conn.recv_some(true) {
             Ok(0) => {
                 self.drop_client(idx);

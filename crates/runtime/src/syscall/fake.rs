@@ -39,6 +39,7 @@ pub enum Call {
     },
     Unshare(CloneFlags),
     Sethostname(String),
+    LoopbackUp,
     Mkdir {
         path: PathBuf,
         mode: u32,
@@ -287,6 +288,9 @@ impl Syscall for RecordingSyscall {
     }
     fn sethostname(&self, name: &str) -> Result<(), Errno> {
         self.rec(Call::Sethostname(name.into()))
+    }
+    fn loopback_up(&self) -> Result<(), Errno> {
+        self.rec(Call::LoopbackUp)
     }
     fn mkdir(&self, path: &Path, mode: u32) -> Result<(), Errno> {
         self.rec(Call::Mkdir {

@@ -10,7 +10,7 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +68,34 @@ impl Syscall for LinuxSyscall {
 
     fn sethostname(&self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn loopback_up(&self) -> Result<(), Errno> {
+        // An interface-flags ioctl rather than netlink: the child allocates nothing and logs
+        // nothing here (the lxrs-netns client traces its requests), and `lo` needs one flag.
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the flags of the named interface into `ifr`, which lives
+        // for the call; the descriptor is ours.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: the union member SIOCGIFFLAGS filled is ifru_flags.
+        unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS reads `ifr` (name and flags) for the duration of the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
     }
 
     fn mkdir(&self, path: &Path, mode: u32) -> Result<(), Errno> {

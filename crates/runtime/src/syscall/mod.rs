@@ -45,6 +45,8 @@ pub trait Syscall {
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), Errno>;
     fn unshare(&self, flags: CloneFlags) -> Result<(), Errno>;
     fn sethostname(&self, name: &str) -> Result<(), Errno>;
+    /// Bring up `lo` of this process's network namespace (SIOCSIFFLAGS |= IFF_UP).
+    fn loopback_up(&self) -> Result<(), Errno>;
     /// mkdir(2) of one directory (no parents; `EEXIST` when it exists).
     fn mkdir(&self, path: &Path, mode: u32) -> Result<(), Errno>;
     /// Create an empty regular file; an existing entry (of any kind, symlinks not followed) is
