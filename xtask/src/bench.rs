@@ -5,6 +5,8 @@
 //! Everything runs in throw-away lxcpaths under /tmp, with containers that have no network
 //! (`lxc.net.0.type = empty`) unless a row says otherwise.
 
+mod debian;
+
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -252,7 +254,11 @@ pub fn run(args: &[String]) -> Result<()> {
             ]),
     )
     .unwrap_or_else(|e| eprintln!("xtask: config parse bench: {e}"));
-    let bin = crate::root().join("target/release/lxrs");
+    // where `cargo build` above put it (CARGO_TARGET_DIR honoured)
+    let bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| crate::root().join(d))
+        .unwrap_or_else(|| crate::root().join("target"))
+        .join("release/lxrs");
     let base = PathBuf::from(format!("/tmp/lxrs-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     let config = base.join("nonet.conf");
@@ -306,7 +312,12 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         eprintln!("xtask: LXC is not installed (apt-get install lxc): lxrs figures only");
     }
-    let result = bench_all(&tools, reps);
+    let result = bench_all(&tools, reps).and_then(|mut rows| {
+        if debian::wanted(args) {
+            rows.extend(debian::rows(&tools, args)?);
+        }
+        Ok(rows)
+    });
     for t in &tools {
         t.cleanup();
     }

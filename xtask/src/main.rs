@@ -5,7 +5,8 @@
 //! * `install`: build release and install `lxrs` and its host files.
 //! * `demo`: the main job: install, then create, start, list, attach, stop and destroy a
 //!   busybox container.
-//! * `bench`: benchmarks, side by side with LXC where it is installed.
+//! * `bench`: benchmarks, side by side with LXC where it is installed (`--reps N`; `--debian`
+//!   adds create -t debian from the cache, also run by default once both caches are filled).
 //! * `install-deps`: only the package step of `test`.
 
 mod bench;
@@ -21,9 +22,17 @@ pub const TEST_PACKAGES: &[&str] = &[
     "dnsmasq-base",   // DHCP for lxcbr0
     "nftables",       // NAT rules of `lxrs net`
     "debootstrap",    // debian template
-    "iproute2",       // tests inspect links from the outside
-    "procps",         // ps, for tests that look at processes
-    "hyperfine",      // bench
+    // debian template: the Release file's signature is always checked against it
+    "debian-archive-keyring",
+    "lxc-templates", // LXC's template scripts (lxc-debian for the bench, compatibility tests)
+    "rsync",         // lxc-debian copies its cached rootfs with rsync (bench)
+    "wget",          // lxc-debian probes the mirror with wget (bench)
+    "iproute2",      // tests inspect links from the outside
+    "procps",        // ps, for tests that look at processes
+    "hyperfine",     // bench
+    "openssh-server", // the sshd template's sshd (binaries only: the host service is disabled)
+    "openssh-client", // ssh-keygen for the sshd template; ssh for its test
+    "python3-yaml",  // the cloud template's test parses user-data as cloud-init does
 ];
 
 fn main() -> Result<()> {
@@ -80,10 +89,34 @@ fn install_deps() -> Result<()> {
         );
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
+    // Packages with services (openssh-server) must not start them here: a policy-rc.d that
+    // denies every start for the duration of the install (an existing one is left alone).
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let own_policy = !policy.exists();
+    if own_policy {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# cargo xtask install-deps: start no services\nexit 101\n",
+        )
+        .with_context(|| format!("writing {}", policy.display()))?;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let installed = run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    if own_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed?;
+    // Only sshd's binaries are needed (the sshd template runs them inside containers): a host
+    // ssh service this step installed is disabled and stopped; one that was there is untouched.
+    if missing.contains(&"openssh-server") {
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now", "ssh.service", "ssh.socket"])
+            .status();
+    }
     // Debian's lxc package may start lxc-net (an lxcbr0 with its own dnsmasq); lxrs's tests bring
     // their own bridges and must not race another DHCP server on lxcbr0.
     let _ = Command::new("systemctl")

@@ -203,13 +203,12 @@ fn tree_state(dir: &Path) -> Vec<(String, String)> {
 
 fn image_dir(tree: &Path) -> PathBuf {
     let d = tree.join("images/busybox/1.36/amd64/default");
-    let b = std::fs::read_dir(&d)
+    std::fs::read_dir(&d)
         .unwrap()
         .flatten()
         .next()
         .unwrap()
-        .path();
-    b
+        .path()
 }
 
 #[test]
@@ -313,6 +312,110 @@ fn publish_serve_download_start_attach_and_reuse_cache() {
     ]);
     assert!(e.contains("no SHA-256 is published"), "{e}");
     assert!(!t.env.lxcpath.join("d4").exists());
+}
+
+/// After the cached image expires, the server's index is read again: an unchanged build is not
+/// downloaded again (the cached rootfs tarball stays, byte for byte and mtime), a new build is.
+#[test]
+fn expired_cache_downloads_again_only_a_new_build() {
+    let t = T::new();
+    let cfg = t.nonet();
+    t.ok(&["create", "-t", "busybox", "-n", "src", "-f", &cfg]);
+    let tree = t.env.dir.path().join("tree");
+    let publish = || {
+        let out = t.ok(&[
+            "publish",
+            "-n",
+            "src",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--dist",
+            "busybox",
+            "--release",
+            "1.36",
+            "--expiry-days",
+            "0",
+        ]);
+        out.split(" build ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no build id in: {out}"))
+            .to_string()
+    };
+    let build1 = publish();
+    let srv = Server::start(&tree);
+    let url = srv.url();
+    let create = |name: &str| {
+        t.ok(&[
+            "create", "-n", name, "-f", &cfg, "-t", "download", "--", "--server", &url, "-d",
+            "busybox", "-r", "1.36",
+        ])
+    };
+    let rootfs_gets = || {
+        srv.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.ends_with("/rootfs.tar.xz"))
+            .count()
+    };
+    let index_gets = || {
+        srv.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.ends_with("streams/v1/index.json"))
+            .count()
+    };
+    let entry = t.cache.join("download/busybox/1.36/amd64/default");
+    let cached_build = || {
+        std::fs::read_to_string(entry.join("build_id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    create("d1");
+    assert_eq!(rootfs_gets(), 1);
+    assert_eq!(cached_build(), build1);
+    // wait (bounded) until the image's expiry (publish time + 0 days) is in the past
+    let expiry: u64 = std::fs::read_to_string(entry.join("meta/expiry"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    t.env.wait_for("the cached image to expire", 5, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > expiry
+    });
+    let tarball = entry.join("rootfs.tar.xz");
+    let (sum, mtime) = (
+        sha256_hex(&tarball),
+        std::fs::metadata(&tarball).unwrap().modified().unwrap(),
+    );
+    // expired, same build on the server: the index is read, the rootfs is not fetched
+    let idx = index_gets();
+    create("d2");
+    assert!(
+        index_gets() > idx,
+        "the expired entry was not checked against the server"
+    );
+    assert_eq!(rootfs_gets(), 1, "an unchanged build was downloaded again");
+    assert_eq!(sha256_hex(&tarball), sum);
+    assert_eq!(
+        std::fs::metadata(&tarball).unwrap().modified().unwrap(),
+        mtime
+    );
+    assert!(t.env.lxcpath.join("d2/rootfs/bin/busybox").exists());
+    // a new build on the server: downloaded, and the cache now holds it
+    let build2 = publish();
+    assert_ne!(build1, build2);
+    create("d3");
+    assert_eq!(rootfs_gets(), 2, "the new build was not downloaded");
+    assert_eq!(cached_build(), build2);
+    assert!(t.env.lxcpath.join("d3/rootfs/bin/busybox").exists());
 }
 
 #[test]

@@ -41,6 +41,31 @@ fn ok(env: &Env, cache: &std::path::Path, args: &[&str]) -> String {
     text(&o.stdout)
 }
 
+/// Wait (bounded) until systemd in `name` answers `systemctl` (any state): from then on it
+/// has its signal handlers, and the halt signal of a clean stop is not lost (PID 1 of a PID
+/// namespace ignores signals it has no handler for, so one sent in its first moments is
+/// dropped).
+fn wait_systemd_up(env: &Env, cache: &std::path::Path, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let o = run(
+            env,
+            cache,
+            &["attach", "-n", name, "--", "systemctl", "is-system-running"],
+            None,
+        );
+        if !text(&o.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "systemd in {name} never answered: {}",
+            text(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn missing_debootstrap_is_named_before_anything_is_created() {
     let env = Env::new();
@@ -219,6 +244,7 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
         &cache,
         &["attach", "-n", "deb3", "--", "touch", "/only-in-deb3"],
     );
+    wait_systemd_up(&env, &cache, "deb3");
     ok(
         &env,
         &cache,
@@ -250,4 +276,76 @@ fn debian_cache_then_fast_copy_boots_systemd_and_stops_cleanly() {
     );
     assert!(!env.lxcpath.join("deb4").exists());
     ok(&env, &cache, &["destroy", "-n", "deb3"]);
+}
+
+/// `--arch i386` on an amd64 host: debootstrap --arch=i386 from Debian's mirror into its own
+/// cache entry, `lxc.arch = i686` in the config, and the runtime's personality makes the
+/// container 32-bit (uname -m says i686; dpkg says i386). Runs in parallel with the amd64 test:
+/// each test has its own cache directory, and the two entries differ by arch anyway.
+#[test]
+fn debian_i386_on_amd64_is_a_32bit_container() {
+    assert_eq!(
+        std::env::consts::ARCH,
+        "x86_64",
+        "this test builds an i386 container on an x86_64 host"
+    );
+    let env = Env::new();
+    let cache = env.dir.path().join("cache");
+    let cfg = env.dir.path().join("nonet.conf");
+    std::fs::write(&cfg, "lxc.net.0.type = empty\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let t0 = Instant::now();
+    ok(
+        &env,
+        &cache,
+        &[
+            "create", "-n", "d32", "-f", cfg, "-t", "debian", "--", "--arch", "i386",
+        ],
+    );
+    eprintln!(
+        "debian i386 create (debootstrap into the cache): {:?}",
+        t0.elapsed()
+    );
+    let entry = cache.join("debian/bookworm/i386/default");
+    assert!(entry.join("rootfs/etc/debian_version").is_file());
+    assert!(!cache.join("debian/bookworm/i386/default.partial").exists());
+    let conf = std::fs::read_to_string(env.lxcpath.join("d32/config")).unwrap();
+    assert!(conf.contains("lxc.arch = i686\n"), "{conf}");
+    ok(&env, &cache, &["start", "-n", "d32", "-d"]);
+    let m = ok(&env, &cache, &["attach", "-n", "d32", "--", "uname", "-m"]);
+    assert_eq!(m.trim(), "i686", "uname -m in the container");
+    let a = ok(
+        &env,
+        &cache,
+        &["attach", "-n", "d32", "--", "dpkg", "--print-architecture"],
+    );
+    assert_eq!(
+        a.trim(),
+        "i386",
+        "dpkg --print-architecture in the container"
+    );
+    // PID 1 is the 32-bit systemd: its ELF class byte (offset 4) is 1 (ELFCLASS32)
+    let exe = ok(
+        &env,
+        &cache,
+        &[
+            "attach",
+            "-n",
+            "d32",
+            "--",
+            "od",
+            "-An",
+            "-tu1",
+            "-j4",
+            "-N1",
+            "/proc/1/exe",
+        ],
+    );
+    assert_eq!(exe.trim(), "1", "PID 1 is a 32-bit ELF");
+    wait_systemd_up(&env, &cache, "d32");
+    ok(&env, &cache, &["stop", "-n", "d32", "-t", "60", "--nokill"]);
+    let info = ok(&env, &cache, &["info", "-n", "d32"]);
+    assert!(info.contains("STOPPED"), "{info}");
+    ok(&env, &cache, &["destroy", "-n", "d32"]);
+    assert!(!env.lxcpath.join("d32").exists());
 }

@@ -18,7 +18,8 @@ Usage: lxrs create -t download -n NAME -- [OPTIONS]
       --flush-cache      download again even when the image is cached
       --force-cache      use the cached image even when it has expired
 Every file is checked against the SHA-256 the server's index publishes before anything is
-unpacked; unverified images are refused.";
+unpacked; unverified images are refused. A cached image is used until it expires; then the
+server's index is read, and the image is downloaded again only if its build changed.";
 
 pub const DEFAULT_SERVER: &str = "images.linuxcontainers.org";
 
@@ -176,21 +177,33 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
     };
     let cdir = cache::dir(&["download", &key.dist, &key.release, &key.arch, &key.variant]);
     let quiet = run.quiet;
+    // the server's current entry, when the expiry check already read the index
+    let current: std::cell::RefCell<Option<ImageEntry>> = Default::default();
     let _guard = cache::ensure(
         &cdir,
         o.flush_cache,
         |have| {
-            if let Some(have) = have {
-                if o.force_cache {
-                    return Ok(cache::Decision::Keep);
-                }
-                if !expired(have) {
-                    return Ok(cache::Decision::Keep);
-                }
+            let Some(have) = have else {
+                return Ok(cache::Decision::Build);
+            };
+            if o.force_cache || !expired(have) {
+                return Ok(cache::Decision::Keep);
             }
+            // expired: the same build is not downloaded again (LXC's build_id check)
+            let e = server_entry(&o, &key)?;
+            if cached_build_id(have).as_deref() == Some(e.build_id.as_str()) {
+                if !quiet {
+                    eprintln!(
+                        "The cached {key} is build {}, the server's current one: using it",
+                        e.build_id
+                    );
+                }
+                return Ok(cache::Decision::Keep);
+            }
+            *current.borrow_mut() = Some(e);
             Ok(cache::Decision::Build)
         },
-        |partial| fetch(&o, &key, partial, quiet),
+        |partial| fetch(&o, &key, current.borrow_mut().take(), partial, quiet),
     )?;
 
     // the cache is complete and verified; unpack from it
@@ -236,17 +249,45 @@ fn find_rootfs_tarball(cdir: &Path) -> Result<PathBuf, TemplateError> {
     })
 }
 
-/// Download and verify both files into `partial`, then unpack the (verified) metadata there.
-fn fetch(o: &Options, key: &ImageKey, partial: &Path, quiet: bool) -> Result<(), TemplateError> {
+/// The `build_id` a cache entry was downloaded as.
+fn cached_build_id(dir: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(dir.join("build_id")).ok()?;
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// The server's current entry for `key` (reads only the index).
+fn server_entry(o: &Options, key: &ImageKey) -> Result<ImageEntry, TemplateError> {
     // the HTTP client (and its runtime thread) lives only inside this function
     let client = Client::new(&o.server).map_err(img)?;
+    find_entry(&client, key)
+}
+
+fn find_entry(client: &Client, key: &ImageKey) -> Result<ImageEntry, TemplateError> {
     let all = client.index().map_err(img)?;
-    let mut e: ImageEntry = all.into_iter().find(|e| e.key == *key).ok_or_else(|| {
+    all.into_iter().find(|e| e.key == *key).ok_or_else(|| {
         img(ImageError::NoSuchImage {
             key: key.to_string(),
             server: client.base.clone(),
         })
-    })?;
+    })
+}
+
+/// Download and verify both files into `partial`, then unpack the (verified) metadata there.
+/// `known`: the server's entry when the index was already read.
+fn fetch(
+    o: &Options,
+    key: &ImageKey,
+    known: Option<ImageEntry>,
+    partial: &Path,
+    quiet: bool,
+) -> Result<(), TemplateError> {
+    // the HTTP client (and its runtime thread) lives only inside this function
+    let client = Client::new(&o.server).map_err(img)?;
+    let mut e = match known {
+        Some(e) => e,
+        None => find_entry(&client, key)?,
+    };
     client.complete_hashes(&mut e).map_err(img)?;
     let progress = !quiet && std::io::stderr().is_terminal();
     let rootfs_name = match e.rootfs.name.as_str() {
@@ -289,53 +330,17 @@ fn substitute(s: &str, run: &TemplateRun) -> String {
 /// network lines last.
 fn install_config(run: &TemplateRun, meta: &Path) -> Result<(), TemplateError> {
     let cfg_path = run.config_path();
-    let cur = std::fs::read_to_string(&cfg_path).map_err(io("read", &cfg_path))?;
-    let (mut keep, mut net, mut other) = (Vec::new(), Vec::new(), Vec::new());
-    for l in cur.lines() {
-        let t = l.trim_start();
-        if t.starts_with("lxc.net.") || t.starts_with("lxc.network.") {
-            net.push(l.to_string());
-        } else if t.starts_with("lxc.") {
-            let k = t.split('=').next().unwrap_or("").trim();
-            if k != "lxc.uts.name" && k != "lxc.utsname" {
-                other.push(l.to_string());
-            }
-        } else {
-            keep.push(l.to_string());
-        }
-    }
     let image_cfg = std::fs::read_to_string(meta.join("config")).unwrap_or_default();
-    let mut out = keep.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str("# Distribution configuration\n");
-    out.push_str(&substitute(&image_cfg, run));
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str("\n# Container specific configuration\n");
-    let image_lines: Vec<&str> = image_cfg.lines().map(str::trim).collect();
-    for l in other.iter().filter(|l| !image_lines.contains(&l.trim())) {
-        out.push_str(l);
-        out.push('\n');
-    }
+    let mut extra = Vec::new();
     if meta.join("fstab").is_file() {
         let fstab = run.path.join("fstab");
         let t =
             std::fs::read_to_string(meta.join("fstab")).map_err(io("read", &meta.join("fstab")))?;
         std::fs::write(&fstab, substitute(&t, run)).map_err(io("write", &fstab))?;
-        out.push_str(&format!("lxc.mount.fstab = {}\n", fstab.display()));
+        extra.push(format!("lxc.mount.fstab = {}", fstab.display()));
     }
-    out.push_str(&format!("lxc.uts.name = {}\n", run.name));
-    if !net.is_empty() {
-        out.push_str("\n# Network configuration\n");
-        for l in &net {
-            out.push_str(l);
-            out.push('\n');
-        }
-    }
-    std::fs::write(&cfg_path, out).map_err(io("write", &cfg_path))?;
+    crate::confwrite::install(&cfg_path, &substitute(&image_cfg, run), &extra, &run.name)
+        .map_err(io("write", &cfg_path))?;
     // files the image lists for token substitution, resolved inside the rootfs only
     if let Ok(list) = std::fs::read_to_string(meta.join("templates")) {
         for rel in list.lines().map(str::trim).filter(|l| !l.is_empty()) {

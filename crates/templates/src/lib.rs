@@ -21,13 +21,19 @@
 //! t.run(&run).unwrap();
 //! ```
 
+pub mod accounts;
 pub mod busybox;
 pub mod cache;
+pub mod cloud;
+pub mod confwrite;
 pub mod debian;
+pub mod debootstrap;
 pub mod download;
 mod external;
 pub mod images;
 pub mod publish;
+pub mod sshd;
+pub mod ubuntu;
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +49,12 @@ pub enum TemplateError {
         template: String,
         tool: String,
         package: String,
+    },
+    #[error("template '{template}': no archive keyring {path} to check the Release file against ({hint})")]
+    MissingKeyring {
+        template: String,
+        path: PathBuf,
+        hint: String,
     },
     #[error("template '{template}': bad argument '{arg}': {why}")]
     BadArgument {
@@ -108,7 +120,10 @@ impl TemplateRun {
 pub enum Template {
     Busybox,
     Debian,
+    Ubuntu,
     Download,
+    Sshd,
+    Cloud,
     Script(PathBuf),
 }
 
@@ -120,8 +135,20 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "Debian (systemd) bootstrapped by the host's debootstrap, cached",
     ),
     (
+        "ubuntu",
+        "Ubuntu (systemd, user ubuntu) bootstrapped by the host's debootstrap, cached",
+    ),
+    (
         "download",
         "a verified image from a simplestreams or LXC image server (lxrs publish makes them)",
+    ),
+    (
+        "sshd",
+        "an application container running the host's sshd (host /usr bound read-only)",
+    ),
+    (
+        "cloud",
+        "a cloud image (rootfs tarball, file or verified URL) with a cloud-init NoCloud seed",
     ),
 ];
 
@@ -137,8 +164,17 @@ pub fn resolve(name: &str, search: &SearchPath) -> Result<Template, TemplateErro
     if name == "debian" {
         return Ok(Template::Debian);
     }
+    if name == "ubuntu" {
+        return Ok(Template::Ubuntu);
+    }
     if name == "download" {
         return Ok(Template::Download);
+    }
+    if name == "sshd" {
+        return Ok(Template::Sshd);
+    }
+    if name == "cloud" {
+        return Ok(Template::Cloud);
     }
     for d in &search.dirs {
         let p = d.join(format!("lxc-{name}"));
@@ -181,6 +217,9 @@ impl Template {
             Template::Busybox => "busybox (built-in)".into(),
             Template::Download => "download (built-in)".into(),
             Template::Debian => "debian (built-in)".into(),
+            Template::Ubuntu => "ubuntu (built-in)".into(),
+            Template::Sshd => "sshd (built-in)".into(),
+            Template::Cloud => "cloud (built-in)".into(),
             Template::Script(p) => p.display().to_string(),
         }
     }
@@ -191,14 +230,17 @@ impl Template {
             Template::Busybox => busybox::run(run),
             Template::Download => download::run(run),
             Template::Debian => debian::run(run),
+            Template::Ubuntu => ubuntu::run(run),
+            Template::Sshd => sshd::run(run),
+            Template::Cloud => cloud::run(run),
             Template::Script(p) => external::run(p, run),
         }
     }
 
     /// Whether the template can make a rootfs on `backend` (overlay needs a cached rootfs to
-    /// be the lower layer: `debian`).
+    /// be the lower layer: `debian`, `ubuntu`).
     pub fn supports(&self, backend: lxrs_rootfs::Backend) -> bool {
-        backend == lxrs_rootfs::Backend::Dir || *self == Template::Debian
+        backend == lxrs_rootfs::Backend::Dir || matches!(self, Template::Debian | Template::Ubuntu)
     }
 
     /// Run it on a storage backend: for `Overlay`, `run.rootfs` is the (empty) mount point and
@@ -211,10 +253,11 @@ impl Template {
         match (self, backend) {
             (_, lxrs_rootfs::Backend::Dir) => self.run(run),
             (Template::Debian, lxrs_rootfs::Backend::Overlay) => debian::run_overlay(run),
+            (Template::Ubuntu, lxrs_rootfs::Backend::Overlay) => ubuntu::run_overlay(run),
             (t, b) => Err(TemplateError::BadArgument {
                 template: t.describe(),
                 arg: format!("-B {b:?}").to_lowercase(),
-                why: "this template cannot make that storage backend (overlay: use -t debian)"
+                why: "this template cannot make that storage backend (overlay: use -t debian or -t ubuntu)"
                     .into(),
             }),
         }
@@ -224,6 +267,9 @@ impl Template {
     pub fn preflight(&self, args: &[String]) -> Result<(), TemplateError> {
         match self {
             Template::Debian => debian::preflight(args).map(|_| ()),
+            Template::Ubuntu => ubuntu::preflight(args).map(|_| ()),
+            Template::Sshd => sshd::preflight(args).map(|_| ()),
+            Template::Cloud => cloud::preflight(args).map(|_| ()),
             Template::Download => download::parse(args).map(|_| ()),
             Template::Busybox | Template::Script(_) => Ok(()),
         }
@@ -235,6 +281,9 @@ impl Template {
             Template::Busybox => Ok(busybox::HELP.to_string()),
             Template::Download => Ok(download::HELP.to_string()),
             Template::Debian => Ok(debian::HELP.to_string()),
+            Template::Ubuntu => Ok(ubuntu::HELP.to_string()),
+            Template::Sshd => Ok(sshd::HELP.to_string()),
+            Template::Cloud => Ok(cloud::HELP.to_string()),
             Template::Script(p) => external::help(p),
         }
     }
