@@ -336,6 +336,9 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Quiet time before each operation of the "after idle" rows.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
     let mut per_tool: Vec<Vec<(String, Stats, &'static str)>> = Vec::new();
     for t in tools {
@@ -359,6 +362,27 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
         }
         rows.push(("start -d (no network)".to_string(), stats(vs), "ms"));
         rows.push(("stop -k (no network)".to_string(), stats(vk), "ms"));
+        // The same after a quiet moment: what a user typing the command sees. Back to back,
+        // the previous command's cgroup migration keeps the kernel's cgroup_threadgroup_rwsem
+        // in its slow mode, so the next placement skips the RCU grace period (8-15 ms here)
+        // that a first migration after a pause waits for.
+        let (mut vs, mut vk) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            std::thread::sleep(IDLE);
+            vs.push(time_ms(&mut t.start("b1"))?);
+            std::thread::sleep(IDLE);
+            vk.push(time_ms(&mut t.stop_kill("b1"))?);
+        }
+        rows.push((
+            "start -d (no network, after 250 ms idle)".to_string(),
+            stats(vs),
+            "ms",
+        ));
+        rows.push((
+            "stop -k (no network, after 250 ms idle)".to_string(),
+            stats(vk),
+            "ms",
+        ));
         // with one veth on a bridge
         quiet(&mut t.create_with("v1", &t.veth_config))?;
         let (mut vs, mut vk) = (Vec::new(), Vec::new());
@@ -373,6 +397,23 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
         ));
         rows.push((
             "stop -k (one veth on a bridge)".to_string(),
+            stats(vk),
+            "ms",
+        ));
+        let (mut vs, mut vk) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            std::thread::sleep(IDLE);
+            vs.push(time_ms(&mut t.start("v1"))?);
+            std::thread::sleep(IDLE);
+            vk.push(time_ms(&mut t.stop_kill("v1"))?);
+        }
+        rows.push((
+            "start -d (one veth, after 250 ms idle)".to_string(),
+            stats(vs),
+            "ms",
+        ));
+        rows.push((
+            "stop -k (one veth, after 250 ms idle)".to_string(),
             stats(vk),
             "ms",
         ));
@@ -395,6 +436,24 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
             .map(|_| time_ms(&mut t.attach_true("b1")))
             .collect::<Result<Vec<_>>>()?;
         rows.push(("attach -- true".to_string(), stats(v), "ms"));
+        // Memory of a monitor that has served those commands: at once, and after 3 s of quiet.
+        if let Some(pid) = t.monitor_pid("b1") {
+            for (label, wait) in [("at once", 0), ("3 s later", 3000)] {
+                std::thread::sleep(std::time::Duration::from_millis(wait));
+                if let (Some(rss), Some(pss)) = (smaps_kib(pid, "Rss:"), smaps_kib(pid, "Pss:")) {
+                    rows.push((
+                        format!("monitor RSS after 100+ commands, {label}"),
+                        stats(vec![rss / 1024.0]),
+                        "MiB",
+                    ));
+                    rows.push((
+                        format!("monitor PSS after 100+ commands, {label}"),
+                        stats(vec![pss / 1024.0]),
+                        "MiB",
+                    ));
+                }
+            }
+        }
         quiet(&mut t.stop_kill("b1"))?;
         // monitor memory
         quiet(&mut t.start("b1"))?;

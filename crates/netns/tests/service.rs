@@ -66,6 +66,13 @@ fn ip_forward(ns: &TestNs) -> String {
         .to_string()
 }
 
+/// A new namespace copies ip_forward from the initial one (devconf_inherit_init_net): start
+/// every test from "off", whatever the machine's own setting.
+fn reset_ip_forward(ns: &TestNs) {
+    ns.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "0").unwrap());
+    assert_eq!(ip_forward(ns), "0");
+}
+
 /// Send a DHCPDISCOVER out of `ifname` (no address yet) and return the offered address.
 fn dhcp_discover(ct: &TestNs, ifname: &str, mac: MacAddr) -> Ipv4Addr {
     ct.run(|| {
@@ -127,6 +134,7 @@ fn dhcp_discover(ct: &TestNs, ifname: &str, mac: MacAddr) -> Ipv4Addr {
 #[test]
 fn up_status_idempotence_dhcp_and_down() {
     let host = TestNs::new();
+    reset_ip_forward(&host);
     let mut ct = TestNs::new();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "lxrs_test");
@@ -233,6 +241,7 @@ fn up_status_idempotence_dhcp_and_down() {
 #[test]
 fn a_second_dhcp_server_is_detected_and_not_started() {
     let host = TestNs::new();
+    reset_ip_forward(&host);
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let first = config(d1.path(), "lxrs_one");
@@ -288,6 +297,7 @@ fn a_second_dhcp_server_is_detected_and_not_started() {
 #[test]
 fn bad_companion_is_a_clear_error() {
     let host = TestNs::new();
+    reset_ip_forward(&host);
     let dir = tempfile::tempdir().unwrap();
     let cfg = NetConfig {
         nft_bin: "/nonexistent/nft".into(),

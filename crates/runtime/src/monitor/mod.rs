@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 pub const TITLE_PREFIX: &str = "[lxrs monitor]";
 /// Environment variable carrying the starter socket's fd number.
 pub const FD_ENV: &str = "_LXRS_MONITOR_FD";
+/// How often the monitor looks whether init catches a halt or reboot signal it holds back.
+const SIGNAL_RETRY: Duration = Duration::from_millis(20);
 /// Quiet time after the last command before the monitor drops its code pages again.
 const TRIM_AFTER_QUIET: Duration = Duration::from_secs(2);
 /// After SIGTERM to the monitor: halt signal first, kill after this long.
@@ -222,6 +224,9 @@ struct Monitor {
     kill_at: Option<Instant>,
     /// When to give back the pages the last commands faulted in (quiet since then).
     trim_at: Option<Instant>,
+    /// A halt or reboot signal init does not catch yet, and when to look again.
+    pending_signal: Option<(i32, StopKind)>,
+    signal_retry_at: Option<Instant>,
 }
 
 type NewError = (Conn, String);
@@ -317,6 +322,8 @@ impl Monitor {
             record,
             kill_at: None,
             trim_at: None,
+            pending_signal: None,
+            signal_retry_at: None,
         };
         let id = m.add_client(starter);
         m.starter = Some(id);
@@ -568,7 +575,8 @@ impl Monitor {
             for c in &self.clients {
                 fds.push(pfd(c.conn.raw()));
             }
-            let timeout = match [self.kill_at, self.trim_at].into_iter().flatten().min() {
+            let timers = [self.kill_at, self.trim_at, self.signal_retry_at];
+            let timeout = match timers.into_iter().flatten().min() {
                 Some(t) => t.saturating_duration_since(Instant::now()).as_millis() as i32,
                 None => -1,
             };
@@ -586,6 +594,19 @@ impl Monitor {
                 if Instant::now() >= t {
                     self.kill_at = None;
                     let _ = self.signal_init(StopKind::Kill);
+                }
+            }
+            if self.signal_retry_at.is_some_and(|t| Instant::now() >= t) {
+                self.signal_retry_at = None;
+                if let Some((sig, kind)) = self.pending_signal {
+                    let caught = self.child.as_ref().is_some_and(|c| catches(c.pid, sig));
+                    if caught {
+                        let _ = self.signal_init(kind);
+                    } else if self.child.is_some() {
+                        self.signal_retry_at = Some(Instant::now() + SIGNAL_RETRY);
+                    } else {
+                        self.pending_signal = None;
+                    }
                 }
             }
             if self.trim_at.is_some_and(|t| Instant::now() >= t) {
@@ -889,6 +910,20 @@ impl Monitor {
             StopKind::Reboot => self.spec.signals.reboot,
             StopKind::Kill => self.spec.signals.stop,
         };
+        if kind != StopKind::Kill && sig != libc::SIGKILL && !catches(ch.pid, sig) {
+            // The namespace's init drops every signal it has no handler for: one sent before
+            // init has set up its handlers (systemd just started) would be lost. Send it once
+            // init catches it.
+            tracing::info!(
+                "init {} does not handle signal {sig} yet; sending it once it does",
+                ch.pid
+            );
+            self.pending_signal = Some((sig, kind));
+            self.signal_retry_at = Some(Instant::now() + SIGNAL_RETRY);
+            return Ok(());
+        }
+        self.pending_signal = None;
+        self.signal_retry_at = None;
         tracing::info!("sending signal {sig} ({kind:?}) to init {}", ch.pid);
         if pidfd_signal(ch.pidfd.as_fd(), sig) {
             if kind == StopKind::Kill {
@@ -1102,6 +1137,28 @@ fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: i32) -> bool {
     rc == 0
 }
 
+/// Whether `pid` takes `sig` (see [`sig_caught`]). Unknown (no such file, odd text): true, so
+/// the signal is sent.
+fn catches(pid: i32, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    sig_caught(&status, sig).unwrap_or(true)
+}
+
+/// Whether a `/proc/PID/status` text shows `sig` caught by a handler (`SigCgt`) or blocked
+/// (`SigBlk`: taken from a signalfd, as systemd does). Either way the kernel queues it for a
+/// namespace's init; otherwise it drops it.
+fn sig_caught(status: &str, sig: i32) -> Option<bool> {
+    let mask = |key: &str| -> Option<u64> {
+        let hex = status.lines().find_map(|l| l.strip_prefix(key))?.trim();
+        u64::from_str_radix(hex, 16).ok()
+    };
+    let bits = mask("SigCgt:")? | mask("SigBlk:").unwrap_or(0);
+    let bit = u32::try_from(sig.checked_sub(1)?).ok()?;
+    Some(bit < 64 && bits & (1u64 << bit) != 0)
+}
+
 fn kill_pid(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -1205,7 +1262,24 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
-    use super::pick_tty;
+    use super::{pick_tty, sig_caught};
+
+    #[test]
+    fn caught_signals_from_proc_status() {
+        // systemd (read off a running one): crash handlers caught, SIGRTMIN+3 (37), SIGINT
+        // and more blocked for its signalfd. Early on, nothing blocked yet.
+        let systemd = "Name:\tsystemd\nSigBlk:\t7fe3c0fe28014a03\nSigIgn:\t0000000000001000\nSigCgt:\t00000000000004ec\n";
+        assert_eq!(sig_caught(systemd, 37), Some(true));
+        assert_eq!(sig_caught(systemd, libc::SIGINT), Some(true));
+        assert_eq!(sig_caught(systemd, libc::SIGSEGV), Some(true));
+        assert_eq!(sig_caught(systemd, libc::SIGTRAP), Some(false));
+        let early = "Name:\tsystemd\nSigBlk:\t0000000000000000\nSigCgt:\t00000000000004ec\n";
+        assert_eq!(sig_caught(early, 37), Some(false));
+        let bare = "Name:\tinit\nSigCgt:\t0000000000000000\n";
+        assert_eq!(sig_caught(bare, libc::SIGUSR1), Some(false));
+        assert_eq!(sig_caught("Name:\tx\n", 15), None);
+        assert_eq!(sig_caught(bare, 0), None);
+    }
 
     #[test]
     fn tty_allocation() {
