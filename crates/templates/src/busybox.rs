@@ -74,13 +74,7 @@ impl Options {
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError {
-    let path = path.to_path_buf();
-    move |source| TemplateError::Io {
-        template: "busybox".into(),
-        op,
-        path,
-        source,
-    }
+    TemplateError::io("busybox", op, path)
 }
 
 fn write(path: &Path, contents: &str, mode: u32) -> Result<(), TemplateError> {

@@ -38,13 +38,7 @@ pub struct Guard {
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError {
-    let path = path.to_path_buf();
-    move |source| TemplateError::Io {
-        template: "cache".into(),
-        op,
-        path,
-        source,
-    }
+    TemplateError::io("cache", op, path)
 }
 
 fn sibling(entry: &Path, suffix: &str) -> PathBuf {

@@ -64,11 +64,7 @@ pub struct Options {
 }
 
 pub(crate) fn bad(template: &str, arg: &str, why: &str) -> TemplateError {
-    TemplateError::BadArgument {
-        template: template.into(),
-        arg: arg.into(),
-        why: why.into(),
-    }
+    TemplateError::bad(template, arg, why)
 }
 
 pub(crate) fn io(
@@ -76,13 +72,7 @@ pub(crate) fn io(
     op: &'static str,
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> TemplateError {
-    let path = path.to_path_buf();
-    move |source| TemplateError::Io {
-        template: template.into(),
-        op,
-        path,
-        source,
-    }
+    TemplateError::io(template, op, path)
 }
 
 fn plain(v: &str) -> bool {

@@ -37,11 +37,7 @@ pub struct Options {
 }
 
 fn bad(arg: &str, why: &str) -> TemplateError {
-    TemplateError::BadArgument {
-        template: "download".into(),
-        arg: arg.into(),
-        why: why.into(),
-    }
+    TemplateError::bad("download", arg, why)
 }
 
 pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
@@ -143,13 +139,7 @@ fn img(e: ImageError) -> TemplateError {
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError {
-    let path = path.to_path_buf();
-    move |source| TemplateError::Io {
-        template: "download".into(),
-        op,
-        path,
-        source,
-    }
+    TemplateError::io("download", op, path)
 }
 
 pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {

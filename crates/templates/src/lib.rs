@@ -77,6 +77,32 @@ pub enum TemplateError {
     },
 }
 
+impl TemplateError {
+    /// A bad argument of `template`.
+    pub(crate) fn bad(template: &str, arg: &str, why: &str) -> Self {
+        TemplateError::BadArgument {
+            template: template.into(),
+            arg: arg.into(),
+            why: why.into(),
+        }
+    }
+
+    /// Maps an I/O error of `op` on `path` to an error naming `template`.
+    pub(crate) fn io(
+        template: &'static str,
+        op: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| TemplateError::Io {
+            template: template.into(),
+            op,
+            path,
+            source,
+        }
+    }
+}
+
 /// Where executable templates are looked for, in order.
 #[derive(Debug, Clone)]
 pub struct SearchPath {

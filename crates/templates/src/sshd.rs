@@ -40,21 +40,11 @@ pub struct Options {
 }
 
 fn bad(arg: &str, why: &str) -> TemplateError {
-    TemplateError::BadArgument {
-        template: TEMPLATE.into(),
-        arg: arg.into(),
-        why: why.into(),
-    }
+    TemplateError::bad(TEMPLATE, arg, why)
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError {
-    let path = path.to_path_buf();
-    move |source| TemplateError::Io {
-        template: TEMPLATE.into(),
-        op,
-        path,
-        source,
-    }
+    TemplateError::io(TEMPLATE, op, path)
 }
 
 pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
