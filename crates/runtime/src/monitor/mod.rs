@@ -38,8 +38,10 @@ use std::time::{Duration, Instant};
 pub const TITLE_PREFIX: &str = "[lxrs monitor]";
 /// Environment variable carrying the starter socket's fd number.
 pub const FD_ENV: &str = "_LXRS_MONITOR_FD";
-/// How often the monitor looks whether init catches a halt or reboot signal it holds back.
+/// How often, and how long, the monitor looks whether init has come to take a halt or reboot
+/// signal it showed no handler for when it was sent.
 const SIGNAL_RETRY: Duration = Duration::from_millis(20);
+const SIGNAL_WATCH: Duration = Duration::from_secs(30);
 /// Quiet time after the last command before the monitor drops its code pages again.
 const TRIM_AFTER_QUIET: Duration = Duration::from_secs(2);
 /// After SIGTERM to the monitor: halt signal first, kill after this long.
@@ -224,8 +226,9 @@ struct Monitor {
     kill_at: Option<Instant>,
     /// When to give back the pages the last commands faulted in (quiet since then).
     trim_at: Option<Instant>,
-    /// A halt or reboot signal init does not catch yet, and when to look again.
-    pending_signal: Option<(i32, StopKind)>,
+    /// A halt or reboot signal sent while init showed no handler for it, to send again once
+    /// it does (until the deadline), and when to look again.
+    pending_signal: Option<(i32, Instant)>,
     signal_retry_at: Option<Instant>,
 }
 
@@ -598,15 +601,18 @@ impl Monitor {
             }
             if self.signal_retry_at.is_some_and(|t| Instant::now() >= t) {
                 self.signal_retry_at = None;
-                if let Some((sig, kind)) = self.pending_signal {
-                    let caught = self.child.as_ref().is_some_and(|c| catches(c.pid, sig));
-                    if caught {
-                        let _ = self.signal_init(kind);
-                    } else if self.child.is_some() {
+                if let (Some((sig, until)), Some(ch)) = (self.pending_signal, self.child.as_ref()) {
+                    if catches(ch.pid, sig) {
+                        tracing::info!("init {} takes signal {sig} now: sending it again", ch.pid);
+                        pidfd_signal(ch.pidfd.as_fd(), sig);
+                        self.pending_signal = None;
+                    } else if Instant::now() < until {
                         self.signal_retry_at = Some(Instant::now() + SIGNAL_RETRY);
                     } else {
                         self.pending_signal = None;
                     }
+                } else {
+                    self.pending_signal = None;
                 }
             }
             if self.trim_at.is_some_and(|t| Instant::now() >= t) {
@@ -902,7 +908,7 @@ impl Monitor {
     }
 
     fn signal_init(&mut self, kind: StopKind) -> Result<(), String> {
-        let Some(ch) = &self.child else {
+        let Some(pid) = self.child.as_ref().map(|c| c.pid) else {
             return Err("container is not running".into());
         };
         let sig = match kind {
@@ -910,21 +916,23 @@ impl Monitor {
             StopKind::Reboot => self.spec.signals.reboot,
             StopKind::Kill => self.spec.signals.stop,
         };
-        if kind != StopKind::Kill && sig != libc::SIGKILL && !catches(ch.pid, sig) {
-            // The namespace's init drops every signal it has no handler for: one sent before
-            // init has set up its handlers (systemd just started) would be lost. Send it once
-            // init catches it.
-            tracing::info!(
-                "init {} does not handle signal {sig} yet; sending it once it does",
-                ch.pid
-            );
-            self.pending_signal = Some((sig, kind));
-            self.signal_retry_at = Some(Instant::now() + SIGNAL_RETRY);
-            return Ok(());
-        }
+        // The namespace's init drops a signal it neither catches nor blocks: one sent before
+        // init has set itself up (systemd just started) would be lost. It is sent now all the
+        // same (an init waiting in sigtimedwait() takes it without showing it in its masks, as
+        // busybox does), and sent once more as soon as init shows it takes it.
         self.pending_signal = None;
         self.signal_retry_at = None;
-        tracing::info!("sending signal {sig} ({kind:?}) to init {}", ch.pid);
+        if kind != StopKind::Kill && sig != libc::SIGKILL && !catches(pid, sig) {
+            tracing::info!(
+                "init {pid} does not show a handler for signal {sig} yet: sending it again once it does"
+            );
+            self.pending_signal = Some((sig, Instant::now() + SIGNAL_WATCH));
+            self.signal_retry_at = Some(Instant::now() + SIGNAL_RETRY);
+        }
+        tracing::info!("sending signal {sig} ({kind:?}) to init {pid}");
+        let Some(ch) = &self.child else {
+            return Err("container is not running".into());
+        };
         if pidfd_signal(ch.pidfd.as_fd(), sig) {
             if kind == StopKind::Kill {
                 // A frozen container only dies once thawed (v1; LXC's `lxc-stop -k`).
