@@ -149,6 +149,61 @@ impl Cgroup {
         Cgroup::open_existing(mounts, driver, name)
     }
 
+    /// Remove the shared cgroup `name` ([`Cgroup::shared`]) from every hierarchy once no
+    /// process is left in it. `exiting` is a process known to be on its way out (a monitor
+    /// whose connection just closed: it leaves its cgroups a moment after its descriptors);
+    /// it is waited for, up to `wait`. Any other process inside: left alone, `Ok(false)`.
+    /// Whoever makes it again ([`Cgroup::shared`]) wins a race with this: a busy or vanished
+    /// directory is not an error.
+    pub fn remove_shared_if_unused(
+        mounts: &CgroupMounts,
+        name: &str,
+        exiting: Option<i32>,
+        wait: Duration,
+    ) -> Result<bool> {
+        check_dir_name(name)?;
+        let dirs: Vec<PathBuf> = [Driver::V1, Driver::V2]
+            .into_iter()
+            .flat_map(|d| mounts.roots(d))
+            .map(|r| r.join(name))
+            .filter(|d| d.is_dir())
+            .collect();
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut inside = Vec::new();
+            for d in &dirs {
+                inside.extend(fsutil::procs(d).unwrap_or_default());
+            }
+            if inside.iter().any(|p| Some(*p) != exiting) {
+                return Ok(false);
+            }
+            if inside.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for d in &dirs {
+            match std::fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Joined again meanwhile: it is in use.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
+                Err(source) => {
+                    return Err(Error::Rmdir {
+                        path: d.clone(),
+                        waited: Duration::ZERO,
+                        pids: Vec::new(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Open a cgroup created earlier (by name as recorded, e.g. `lxrs.payload.web-2`). On v1
     /// it is the hierarchies where that directory exists; `NotFound` when none.
     pub fn open_existing(mounts: &CgroupMounts, driver: Driver, name: &str) -> Result<Cgroup> {

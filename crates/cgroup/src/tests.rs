@@ -399,3 +399,28 @@ fn removal_kills_others_and_moves_the_caller_out() {
         me.to_string()
     );
 }
+
+#[test]
+fn shared_cgroup_is_made_once_and_removed_only_when_unused() {
+    let f = fake();
+    Cgroup::shared(&f.mounts, Driver::V1, "lxrs.monitor").unwrap();
+    // Again: an existing one is fine.
+    let cg = Cgroup::shared(&f.mounts, Driver::V1, "lxrs.monitor").unwrap();
+    assert_eq!(cg.name(), "lxrs.monitor");
+    let procs = f.root.join("memory/lxrs.monitor/cgroup.procs");
+    put(&procs, "42\n");
+    let wait = Duration::from_millis(5);
+    // Another monitor inside: kept.
+    assert!(!Cgroup::remove_shared_if_unused(&f.mounts, "lxrs.monitor", None, wait).unwrap());
+    // Only the exiting one, which does not leave within the wait: kept.
+    assert!(!Cgroup::remove_shared_if_unused(&f.mounts, "lxrs.monitor", Some(42), wait).unwrap());
+    assert!(f.root.join("cpu/lxrs.monitor").is_dir());
+    // Empty: gone from every hierarchy (the v2 driver's tree had none).
+    fs::remove_file(&procs).unwrap();
+    assert!(Cgroup::remove_shared_if_unused(&f.mounts, "lxrs.monitor", Some(42), wait).unwrap());
+    for c in ["cpu", "memory", "systemd", "unified"] {
+        assert!(!f.root.join(c).join("lxrs.monitor").exists(), "{c}");
+    }
+    // Nothing there: nothing to do.
+    assert!(Cgroup::remove_shared_if_unused(&f.mounts, "lxrs.monitor", None, wait).unwrap());
+}

@@ -56,6 +56,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         lxrs_rootfs::remove_container_dir(&paths.dir())?;
         break;
     }
+    lxrs_runtime::cgroups::prune_monitor_cgroup(None);
     if !g.quiet {
         eprintln!("Destroyed container {}", a.name);
     }

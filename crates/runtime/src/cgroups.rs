@@ -10,8 +10,8 @@
 //!   LXC's allow list, then the container's rules). Every cgroup is recorded as a
 //!   [`CleanupItem::Other`] with backend [`BACKEND`] as soon as it exists. Once the container
 //!   runs ([`ContainerCgroups::place_monitor`], off the start path) the monitor moves itself
-//!   into the shared `lxrs.monitor` cgroup (kept, like LXC's `lxc.pivot`: a stop then has no
-//!   migration to wait for).
+//!   into the shared `lxrs.monitor` cgroup (a stop then has no migration to wait for; the
+//!   command that sees the last monitor go removes it).
 //! * Stop / after a killed monitor: [`teardown_item`] removes a recorded cgroup even when
 //!   processes linger (SIGKILL, thaw, rmdir with retries).
 //! * [`WithCgroups`] wraps another [`HostSetup`] (networking, generic items) and keeps the live
@@ -270,9 +270,24 @@ pub fn thaw_recorded(items: &[CleanupItem]) {
 // ---------------------------------------------------------------------------------------------
 // Start: the monitor's side
 
-/// The cgroup every monitor moves into once its container runs (one per hierarchy, shared,
-/// never removed).
+/// The cgroup every monitor moves into once its container runs (one per hierarchy, shared;
+/// removed when the last monitor is gone, [`prune_monitor_cgroup`]).
 pub const MONITOR_CGROUP: &str = "lxrs.monitor";
+
+/// Remove the shared [`MONITOR_CGROUP`] if no monitor is left in it. `exiting`: a monitor
+/// whose connection just closed (it leaves the cgroup a moment later; waited for, briefly).
+/// Called by the commands that see a monitor go (stop, the clean-up after a dead one); no
+/// monitor has to migrate out, so nothing waits for the kernel's RCU grace period. Best
+/// effort: a failure is logged.
+pub fn prune_monitor_cgroup(exiting: Option<i32>) {
+    let r = CgroupMounts::host().and_then(|m| {
+        Cgroup::remove_shared_if_unused(&m, MONITOR_CGROUP, exiting, Duration::from_millis(100))
+    });
+    match r {
+        Ok(removed) => tracing::debug!(removed, "shared {MONITOR_CGROUP} cgroup"),
+        Err(e) => tracing::warn!("removing the shared {MONITOR_CGROUP} cgroup: {e}"),
+    }
+}
 
 /// Where [`ContainerCgroups::prepare`] gets its inputs (all parameters, for tests).
 #[derive(Debug, Clone)]
@@ -381,10 +396,22 @@ impl ContainerCgroups {
     /// runs: a migration into a v1 hierarchy can wait for an RCU grace period, so it is kept
     /// off the start path, and a shared cgroup means stop has nothing to migrate or remove.
     pub fn place_monitor(&mut self, pid: i32) -> Result<(), CgroupError> {
-        let mon = Cgroup::shared(&self.mounts, self.driver, MONITOR_CGROUP)
-            .map_err(cg_err(format!("creating the {MONITOR_CGROUP} cgroup")))?;
-        mon.add_pid(pid)
-            .map_err(cg_err(format!("moving the monitor into {MONITOR_CGROUP}")))
+        // A stop elsewhere may remove it as the last monitor leaves ([`prune_monitor_cgroup`])
+        // between our mkdir and our move: then make it again.
+        let mut tries = 0;
+        loop {
+            let mon = Cgroup::shared(&self.mounts, self.driver, MONITOR_CGROUP)
+                .map_err(cg_err(format!("creating the {MONITOR_CGROUP} cgroup")))?;
+            match mon.add_pid(pid) {
+                Ok(()) => return Ok(()),
+                Err(_) if tries < 2 && !mon.paths().iter().all(|p| p.is_dir()) => tries += 1,
+                Err(e) => {
+                    return Err(cg_err(format!("moving the monitor into {MONITOR_CGROUP}"))(
+                        e,
+                    ))
+                }
+            }
+        }
     }
 
     /// Freeze the container (confirmed by a bounded poll; already frozen: no-op; thawed back

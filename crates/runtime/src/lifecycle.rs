@@ -241,6 +241,7 @@ pub fn cleanup_leftovers(
         let _ = std::fs::remove_file(p);
     }
     record::remove(&path);
+    crate::cgroups::prune_monitor_cgroup(None);
     errors
 }
 
@@ -470,6 +471,23 @@ pub enum StopOutcome {
 /// Stop, kill or reboot a container. `NotRunning` when no monitor answers.
 pub fn stop(lxcpath: &Path, name: &str, opts: &StopOptions) -> Result<StopOutcome, LifecycleError> {
     let _lock = lock(&opts.rundir, lxcpath, name)?;
+    let monitor = record::read(&opts.rundir.record_path(lxcpath, name))
+        .ok()
+        .flatten()
+        .map(|r| r.monitor_pid);
+    let outcome = stop_locked(lxcpath, name, opts);
+    if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Killed)) {
+        // The last monitor out takes the shared monitor cgroup with it.
+        crate::cgroups::prune_monitor_cgroup(monitor);
+    }
+    outcome
+}
+
+fn stop_locked(
+    lxcpath: &Path,
+    name: &str,
+    opts: &StopOptions,
+) -> Result<StopOutcome, LifecycleError> {
     let not_running = || LifecycleError::NotRunning {
         name: name.to_string(),
     };
