@@ -38,23 +38,10 @@ impl Options {
             password: None,
             ttys: 4,
         };
-        let mut it = args.iter();
-        let bad = |arg: &str, why: &str| TemplateError::BadArgument {
-            template: "busybox".into(),
-            arg: arg.to_string(),
-            why: why.to_string(),
-        };
-        while let Some(a) = it.next() {
-            let (key, inline) = match a.split_once('=') {
-                Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-                _ => (a.as_str(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| bad(key, "needs a value"))
-            };
+        let bad = |arg: &str, why: &str| TemplateError::bad("busybox", arg, why);
+        let mut args = crate::OptionArgs::new("busybox", args);
+        while let Some(key) = args.next_key() {
+            let mut value = || args.value(key);
             match key {
                 "--busybox-path" => o.busybox = value()?.into(),
                 "--password" => o.password = Some(value()?),
@@ -66,7 +53,7 @@ impl Options {
                         .filter(|n| *n <= 64)
                         .ok_or_else(|| bad(&v, "expected a number 0..64"))?
                 }
-                _ => return Err(bad(a, "unknown option (see: lxrs create -t busybox -h)")),
+                _ => return Err(bad(key, "unknown option (see: lxrs create -t busybox -h)")),
             }
         }
         Ok(o)

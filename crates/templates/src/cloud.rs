@@ -78,17 +78,10 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateE
 
 pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
+    let mut args = crate::OptionArgs::new(TEMPLATE, args);
+    while let Some(k) = args.next_key() {
         let mut val = |k: &str| -> Result<String, TemplateError> {
-            let v = match inline.clone() {
-                Some(v) => v,
-                None => it.next().cloned().ok_or_else(|| bad(k, "needs a value"))?,
-            };
+            let v = args.value(k)?;
             if v.is_empty() {
                 return Err(bad(k, "needs a non-empty value"));
             }
@@ -569,12 +562,7 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
     let cfg = run.config_path();
     let cur = fs::read_to_string(&cfg).map_err(io("read", &cfg))?;
     let text = rewrite_config(&cur, &run.name, init_signals(&run.rootfs));
-    lxrs_config::write_atomic(&cfg, text.as_bytes()).map_err(|e| TemplateError::Io {
-        template: TEMPLATE.into(),
-        op: "write",
-        path: cfg.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    TemplateError::write_config(TEMPLATE, &cfg, &text)?;
     Ok(())
 }
 

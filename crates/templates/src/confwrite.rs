@@ -65,12 +65,9 @@ pub fn install(
     name: &str,
 ) -> std::io::Result<()> {
     let cur = std::fs::read_to_string(cfg)?;
-    let dir = cfg.parent().unwrap_or(Path::new("."));
-    let file = cfg
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".into());
-    crate::accounts::write_file(dir, None, &file, &layout(&cur, distribution, extra, name))
+    let text = layout(&cur, distribution, extra, name);
+    lxrs_config::write_atomic(cfg, text.as_bytes())
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]

@@ -96,18 +96,9 @@ pub fn parse(d: &Distro, args: &[String]) -> Result<Options, TemplateError> {
         flush_cache: false,
     };
     let mut mirror = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut val = |k: &str| -> Result<String, TemplateError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().cloned().ok_or_else(|| bad(t, k, "needs a value")),
-            }
-        };
+    let mut args = crate::OptionArgs::new(t, args);
+    while let Some(k) = args.next_key() {
+        let mut val = |k: &str| args.value(k);
         let extra = |k: &str| d.extra_options.contains(&k);
         match k {
             "-r" | "--release" => o.release = val(k)?,

@@ -46,18 +46,9 @@ pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
         server: DEFAULT_SERVER.into(),
         ..Default::default()
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut val = |k: &str| -> Result<String, TemplateError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().cloned().ok_or_else(|| bad(k, "needs a value")),
-            }
-        };
+    let mut args = crate::OptionArgs::new("download", args);
+    while let Some(k) = args.next_key() {
+        let mut val = |k: &str| args.value(k);
         match k {
             "-d" | "--dist" => o.dist = Some(val(k)?),
             "-r" | "--release" => o.release = Some(val(k)?),

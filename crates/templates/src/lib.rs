@@ -87,6 +87,20 @@ impl TemplateError {
         }
     }
 
+    /// Write a container config atomically (lxrs-config's write, fsync, rename).
+    pub(crate) fn write_config(
+        template: &str,
+        path: &Path,
+        text: &str,
+    ) -> Result<(), TemplateError> {
+        lxrs_config::write_atomic(path, text.as_bytes()).map_err(|e| TemplateError::Io {
+            template: template.into(),
+            op: "write",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
     /// Maps an I/O error of `op` on `path` to an error naming `template`.
     pub(crate) fn io(
         template: &'static str,
@@ -99,6 +113,50 @@ impl TemplateError {
             op,
             path,
             source,
+        }
+    }
+}
+
+/// A template's arguments after `--`, option by option: `-k V`, `--key V` and `--key=V`.
+pub(crate) struct OptionArgs<'a> {
+    template: &'a str,
+    rest: std::slice::Iter<'a, String>,
+    inline: Option<&'a str>,
+}
+
+impl<'a> OptionArgs<'a> {
+    pub(crate) fn new(template: &'a str, args: &'a [String]) -> Self {
+        OptionArgs {
+            template,
+            rest: args.iter(),
+            inline: None,
+        }
+    }
+
+    /// The next option (`--key` for `--key=V`), `None` at the end.
+    pub(crate) fn next_key(&mut self) -> Option<&'a str> {
+        let a = self.rest.next()?;
+        match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => {
+                self.inline = Some(v);
+                Some(k)
+            }
+            _ => {
+                self.inline = None;
+                Some(a.as_str())
+            }
+        }
+    }
+
+    /// The value of the option `key` just returned: after its `=`, else the next argument.
+    pub(crate) fn value(&mut self, key: &str) -> Result<String, TemplateError> {
+        match self.inline.take() {
+            Some(v) => Ok(v.to_string()),
+            None => self
+                .rest
+                .next()
+                .cloned()
+                .ok_or_else(|| TemplateError::bad(self.template, key, "needs a value")),
         }
     }
 }

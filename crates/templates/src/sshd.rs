@@ -49,18 +49,9 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TemplateE
 
 pub fn parse(args: &[String]) -> Result<Options, TemplateError> {
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut val = |k: &str| -> Result<String, TemplateError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().cloned().ok_or_else(|| bad(k, "needs a value")),
-            }
-        };
+    let mut args = crate::OptionArgs::new(TEMPLATE, args);
+    while let Some(k) = args.next_key() {
+        let mut val = |k: &str| args.value(k);
         match k {
             "-S" | "--auth-key" => {
                 let v = val(k)?;
@@ -386,12 +377,7 @@ pub fn run(run: &TemplateRun) -> Result<(), TemplateError> {
         text.push('\n');
     }
     text.push_str(&config_lines(&run.name, &p.sshd, &layout));
-    lxrs_config::write_atomic(&cfg, text.as_bytes()).map_err(|e| TemplateError::Io {
-        template: TEMPLATE.into(),
-        op: "write",
-        path: cfg.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    TemplateError::write_config(TEMPLATE, &cfg, &text)?;
     Ok(())
 }
 
