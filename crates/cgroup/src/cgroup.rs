@@ -338,6 +338,17 @@ impl Cgroup {
         self.procs().add_pid(pid)
     }
 
+    /// Where a single-threaded process moves itself in without a grace period. See
+    /// [`Procs::self_join_files`].
+    pub fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        self.procs().self_join_files()
+    }
+
+    /// Move the calling (single-threaded) process in. See [`Procs::join_self`].
+    pub fn join_self(&self) -> Result<()> {
+        self.procs().join_self()
+    }
+
     /// Processes in the cgroup and below.
     pub fn pids(&self) -> Result<Vec<i32>> {
         self.procs().pids()

@@ -7,12 +7,23 @@ use crate::devices::{DeviceRule, DeviceRules};
 use crate::error::Result;
 use crate::stats::Stats;
 
-/// Membership: `cgroup.procs`.
+/// Membership: `cgroup.procs` (and v1 `tasks`).
 pub trait Procs {
     /// The cgroup's directories (one per v1 hierarchy, one on v2).
     fn dirs(&self) -> Vec<PathBuf>;
     /// Move a process (all its threads) into the cgroup.
     fn add_pid(&self, pid: i32) -> Result<()>;
+    /// The files through which a single-threaded process moves itself in by writing `0`
+    /// without waiting for an RCU grace period, when the kernel has such a way: v1's `tasks`
+    /// (one per hierarchy). Moving a whole process (`cgroup.procs`, any pid) takes the global
+    /// `cgroup_threadgroup_rwsem` for writing, which on an idle host first waits a grace
+    /// period (5-12 ms here); moving only the calling thread skips that lock. `None` on v2,
+    /// where a domain cgroup only takes whole processes.
+    fn self_join_files(&self) -> Option<Vec<PathBuf>>;
+    /// Move the calling process, which must be single-threaded (else only the calling thread
+    /// moves on v1), into the cgroup: through [`Procs::self_join_files`] where there are
+    /// such, else `cgroup.procs`.
+    fn join_self(&self) -> Result<()>;
     /// Processes in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>>;
 }

@@ -127,6 +127,21 @@ impl Procs for V1Cgroup {
         Ok(())
     }
 
+    fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        Some(self.dirs.iter().map(|d| d.path.join("tasks")).collect())
+    }
+
+    fn join_self(&self) -> Result<()> {
+        for path in self.self_join_files().unwrap_or_default() {
+            fsutil::write_raw(&path, "0").map_err(|source| Error::AddPid {
+                pid: std::process::id() as i32,
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     fn pids(&self) -> Result<Vec<i32>> {
         let mut all = Vec::new();
         for d in &self.dirs {

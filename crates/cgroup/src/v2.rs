@@ -160,6 +160,14 @@ impl Procs for V2Cgroup {
         })
     }
 
+    fn self_join_files(&self) -> Option<Vec<PathBuf>> {
+        None
+    }
+
+    fn join_self(&self) -> Result<()> {
+        self.add_pid(std::process::id() as i32)
+    }
+
     fn pids(&self) -> Result<Vec<i32>> {
         fsutil::procs_recursive(&self.path)
     }

@@ -6,7 +6,8 @@
 //!   config (`/etc/lxrs/lxrs.conf`, a parameter), else the host's default ([`choose_driver`]).
 //! * Start ([`ContainerCgroups::prepare`], in the monitor, init cloned and blocked): the monitor
 //!   creates `lxrs.payload.NAME`, writes the limits in
-//!   file order (errors name the key), places init, installs the device filter (default deny,
+//!   file order (errors name the key), places init (on v1 init moves itself in through the
+//!   `tasks` files on its release, which waits for no RCU grace period), installs the device filter (default deny,
 //!   LXC's allow list, then the container's rules). Every cgroup is recorded as a
 //!   [`CleanupItem::Other`] with backend [`BACKEND`] as soon as it exists. Once the container
 //!   runs ([`ContainerCgroups::place_monitor`], off the start path) the monitor moves itself
@@ -322,6 +323,9 @@ pub struct ContainerCgroups {
     pub mounts: CgroupMounts,
     pub driver: Driver,
     pub payload: Cgroup,
+    /// The files the child writes `0` into on its release to join `payload` itself (v1
+    /// `tasks`); empty when the monitor placed it.
+    pub child_joins: Vec<PathBuf>,
 }
 
 /// The spec's settings tagged with their driver, in file order.
@@ -372,10 +376,16 @@ impl ContainerCgroups {
                 spec.config_path.display(),
                 payload.name()
             )))?;
-        payload.add_pid(child_pid).map_err(cg_err(format!(
-            "placing init {child_pid} into {}",
-            payload.name()
-        )))?;
+        // Where the kernel lets the child move itself in without waiting for an RCU grace
+        // period (v1 `tasks`), it does so on its release ([`HostSetup::child_joins`]);
+        // otherwise (v2) it is moved here.
+        let child_joins = payload.self_join_files().unwrap_or_default();
+        if child_joins.is_empty() {
+            payload.add_pid(child_pid).map_err(cg_err(format!(
+                "placing init {child_pid} into {}",
+                payload.name()
+            )))?;
+        }
         payload
             .set_devices(&settings.devices)
             .map_err(cg_err(format!(
@@ -388,6 +398,7 @@ impl ContainerCgroups {
             mounts,
             driver,
             payload,
+            child_joins,
         })
     }
 
@@ -402,7 +413,14 @@ impl ContainerCgroups {
         loop {
             let mon = Cgroup::shared(&self.mounts, self.driver, MONITOR_CGROUP)
                 .map_err(cg_err(format!("creating the {MONITOR_CGROUP} cgroup")))?;
-            match mon.add_pid(pid) {
+            // The monitor is single-threaded: moving itself skips the grace period a move by
+            // pid waits for (and the cgroup lock every other cgroup command needs meanwhile).
+            let moved = if pid == std::process::id() as i32 {
+                mon.join_self()
+            } else {
+                mon.add_pid(pid)
+            };
+            match moved {
                 Ok(()) => return Ok(()),
                 Err(_) if tries < 2 && !mon.paths().iter().all(|p| p.is_dir()) => tries += 1,
                 Err(e) => {
@@ -513,6 +531,16 @@ impl<H: HostSetup> HostSetup for WithCgroups<H> {
         let cgs = ContainerCgroups::prepare(spec, child_pid, created, &self.opts)?;
         self.live = Some(cgs);
         self.inner.prepare(spec, child_pid, created)
+    }
+
+    fn child_joins(&self) -> Vec<PathBuf> {
+        let mut v = self
+            .live
+            .as_ref()
+            .map(|c| c.child_joins.clone())
+            .unwrap_or_default();
+        v.extend(self.inner.child_joins());
+        v
     }
 
     fn after_running(

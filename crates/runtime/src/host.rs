@@ -63,6 +63,12 @@ pub trait HostSetup {
     /// Called with the container's processes gone (or about to be: cgroups are retried).
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError>;
 
+    /// Files the child writes `0` into, in order, on its release (before it unshares its
+    /// cgroup namespace): the cgroups it joins itself (see `lxrs_cgroup::Procs::join_self`).
+    fn child_joins(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Host-side work that can wait until init runs (the start result is already sent): e.g.
     /// moving the monitor into its own cgroup. Failures are logged, not fatal.
     fn after_running(

@@ -119,7 +119,7 @@ fn helper_main(spec_path: &Path) -> Result<i32, String> {
     // SAFETY: setting a signal disposition to SIG_IGN involves no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     if std::env::var_os(NO_RELEASE_ENV).is_none() {
-        match sync.write_all(b"1") {
+        match sync.write_all(&lxrs_runtime::child::release_message(&[])) {
             Ok(()) => {}
             // The child gave up in its early setup (before the release), as the monitor
             // sees it too: its reason is on the error pipe.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The kernel interface of the attached process (between fork and exec).
 pub trait AttachSys {
-    /// write(2) all of `data` to an already-open file (a `cgroup.procs`).
+    /// write(2) all of `data` to an already-open file (a cgroup `tasks` or `cgroup.procs`).
     fn write_fd(&mut self, fd: RawFd, data: &[u8]) -> Result<(), Errno>;
     fn setns(&mut self, fd: RawFd, ns: Namespace) -> Result<(), Errno>;
     /// unshare(CLONE_NEWNS).
@@ -58,7 +58,8 @@ pub trait AttachSys {
 /// Everything the attached process does, decided by the parent before the fork.
 #[derive(Debug, Clone, Default)]
 pub struct ChildPlan {
-    /// Open `cgroup.procs` files (written `0` = this process), with their paths for messages.
+    /// Open cgroup `tasks` / `cgroup.procs` files (written `0` = this process), with their
+    /// paths for messages.
     pub cgroup_fds: Vec<(RawFd, PathBuf)>,
     /// Namespaces to enter here, in [`Namespace::ORDER`]; the pid namespace is not among them
     /// (the parent entered it before forking: it applies to children only).
@@ -405,7 +406,7 @@ mod tests {
     fn plan() -> ChildPlan {
         ChildPlan {
             cgroup_fds: vec![
-                (10, "/sys/fs/cgroup/pids/c/cgroup.procs".into()),
+                (10, "/sys/fs/cgroup/pids/c/tasks".into()),
                 (11, "/u".into()),
             ],
             namespaces: vec![

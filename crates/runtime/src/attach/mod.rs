@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Process model (one fork): the calling process opens everything it needs from the host side
-//! (`/proc/<init>/ns/*`, the `cgroup.procs` files of the init's cgroups, a pty in the
+//! (`/proc/<init>/ns/*`, the files joining the init's cgroups, a pty in the
 //! container's devpts), enters only the container's *pid* namespace (`setns(CLONE_NEWPID)` only
 //! changes the namespace of future children), then forks once. The child writes itself into the
 //! cgroups (still with host privileges), enters the other namespaces in LXC's order (user, mnt,
@@ -235,13 +235,19 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
     let entered = |ns: Namespace| ns_fds.iter().any(|(n, _)| *n == ns);
     let enter_mnt = entered(Namespace::Mnt);
 
-    // cgroups: open the init's cgroup.procs files now (early, clear errors, host view).
+    // cgroups: open the files that join the init's cgroups now (early, clear errors, host
+    // view); those we are in already are left out (a write would still take the kernel's
+    // cgroup locks).
     let mut cgroup_files: Vec<(OwnedFd, PathBuf)> = Vec::new();
     if !opts.elevated.cgroup {
-        let entries = plan::parse_proc_cgroup(&read_at(&pdir, &pdir_path, "cgroup")?);
+        let ours = plan::parse_proc_cgroup(&read_to_string(&proc_root.join("self/cgroup"))?);
+        let entries: Vec<_> = plan::parse_proc_cgroup(&read_at(&pdir, &pdir_path, "cgroup")?)
+            .into_iter()
+            .filter(|e| !ours.contains(e))
+            .collect();
         let mounts =
             plan::parse_mountinfo_cgroups(&read_to_string(&proc_root.join("self/mountinfo"))?);
-        for p in plan::cgroup_procs_paths(&entries, &mounts) {
+        for p in plan::cgroup_join_paths(&entries, &mounts) {
             let fd = open_path(None, &p, OFlag::O_WRONLY)
                 .map_err(|e| AttachError::io("open for joining the cgroup", &p, e.into()))?;
             cgroup_files.push((fd, p));

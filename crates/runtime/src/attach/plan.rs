@@ -398,10 +398,12 @@ pub fn parse_mountinfo_cgroups(s: &str) -> Vec<CgroupMount> {
         .collect()
 }
 
-/// For each hierarchy of `entries` that is mounted here, the `cgroup.procs` file of the
-/// entry's cgroup. Hierarchies not mounted (or mounted from a subtree not containing the
-/// cgroup) are skipped: they cannot be joined from here.
-pub fn cgroup_procs_paths(entries: &[CgroupEntry], mounts: &[CgroupMount]) -> Vec<PathBuf> {
+/// For each hierarchy of `entries` that is mounted here, the file of the entry's cgroup that
+/// the attached process (single-threaded, just forked) writes `0` into to join it: v1's
+/// `tasks` (a thread moving itself waits for no RCU grace period, where a move through
+/// `cgroup.procs` does) and v2's `cgroup.procs`. Hierarchies not mounted (or mounted from a
+/// subtree not containing the cgroup) are skipped: they cannot be joined from here.
+pub fn cgroup_join_paths(entries: &[CgroupEntry], mounts: &[CgroupMount]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in entries {
         let v2 = e.hierarchy == 0 && e.controllers.is_empty();
@@ -426,7 +428,8 @@ pub fn cgroup_procs_paths(entries: &[CgroupEntry], mounts: &[CgroupMount]) -> Ve
                 }
                 r
             };
-            Some(join_rel(&m.mount_point, rel).join("cgroup.procs"))
+            let file = if v2 { "cgroup.procs" } else { "tasks" };
+            Some(join_rel(&m.mount_point, rel).join(file))
         });
         if let Some(p) = found {
             if !out.contains(&p) {
@@ -581,12 +584,12 @@ mod tests {
             "9:name=systemd:/lxc/c1\n8:pids:/lxc/c1\n2:cpuacct:/\n1:cpu:/a:b\n5:net_cls:/x\n0::/lxc/c1\n",
         );
         assert_eq!(entries[3].path, "/a:b");
-        let p = cgroup_procs_paths(&entries, &mounts);
+        let p = cgroup_join_paths(&entries, &mounts);
         let want: Vec<PathBuf> = [
-            "/sys/fs/cgroup/systemd/lxc/c1/cgroup.procs",
-            "/sys/fs/cgroup/pids/lxc/c1/cgroup.procs",
-            "/sys/fs/cgroup/cpu acct/cgroup.procs",
-            "/sys/fs/cgroup/cpu/a:b/cgroup.procs",
+            "/sys/fs/cgroup/systemd/lxc/c1/tasks",
+            "/sys/fs/cgroup/pids/lxc/c1/tasks",
+            "/sys/fs/cgroup/cpu acct/tasks",
+            "/sys/fs/cgroup/cpu/a:b/tasks",
             "/sys/fs/cgroup/unified/lxc/c1/cgroup.procs",
         ]
         .iter()
@@ -603,13 +606,13 @@ mod tests {
         );
         let e = parse_proc_cgroup("8:pids:/sub/c\n");
         assert_eq!(
-            cgroup_procs_paths(&e, &mounts),
-            vec![PathBuf::from("/mnt/pidsub/c/cgroup.procs")]
+            cgroup_join_paths(&e, &mounts),
+            vec![PathBuf::from("/mnt/pidsub/c/tasks")]
         );
         let e = parse_proc_cgroup("8:pids:/subway\n");
         assert_eq!(
-            cgroup_procs_paths(&e, &mounts),
-            vec![PathBuf::from("/mnt/pids/subway/cgroup.procs")]
+            cgroup_join_paths(&e, &mounts),
+            vec![PathBuf::from("/mnt/pids/subway/tasks")]
         );
     }
 }

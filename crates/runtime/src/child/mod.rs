@@ -6,10 +6,12 @@
 //! 2. The child closes every inherited descriptor except stdio and those in the context, and
 //!    does what needs neither cgroups nor host network ([`setup_early`]: rootfs, proc, sys,
 //!    mount entries, /dev, console and ttys, `lo`, hostname) while the monitor works, then
-//!    blocks reading one byte from `ctx.sync_read` (the monitor writes it after placing the
-//!    child in its cgroups and creating the host side of the network; EOF = the monitor died,
-//!    the child exits 1 without a message).
-//! 3. The child unshares its cgroup namespace (it is in its cgroup now), mounts the cgroups,
+//!    blocks for the release message on `ctx.sync_read` ([`release_message`]: the monitor
+//!    sends it after creating the child's cgroups and the host side of the network; EOF = the
+//!    monitor died, the child exits 1 without a message).
+//! 3. The child joins the cgroups the message names by writing `0` into each file (v1
+//!    `tasks`: a single thread moving itself waits for no RCU grace period, where a move by
+//!    pid does), unshares its cgroup namespace (it is in its cgroup now), mounts the cgroups,
 //!    pivot_root, sysctls, prlimits, capabilities, no_new_privs, personality, ids, cwd and
 //!    environment ([`setup_late`]), then execs init.
 //! 4. On any failure it writes a one-line UTF-8 message to `ctx.err_write` and exits 1; a
@@ -119,13 +121,76 @@ pub fn run_with(
     // While the monitor creates the cgroups and the host side of the network (on the other
     // CPU, when there is one), the child does everything that needs neither.
     setup_early(sys, spec, console, &ttys)?;
-    match sys.read_sync_byte(ctx.sync_read.as_raw_fd()) {
-        Ok(true) => {}
-        Ok(false) => return Err(ChildError::MonitorGone),
+    let joins = match sys.read_release(ctx.sync_read.as_raw_fd()) {
+        Ok(Some(j)) => j,
+        Ok(None) => return Err(ChildError::MonitorGone),
         Err(errno) => return Err(ChildError::Sync { errno }),
+    };
+    // Still single-threaded and in the host's view of the cgroup mounts.
+    for file in &joins {
+        sys.write_file(file, b"0")
+            .map_err(|e| ChildError::op("join the cgroup by writing 0 to", file.display(), e))?;
     }
     setup_late(sys, spec, console)?;
     exec_init(sys, &spec.init)
+}
+
+/// First byte of a release message.
+const RELEASE: u8 = 1;
+
+/// The message that releases the child: [`RELEASE`], the payload length (u32, little endian),
+/// then the cgroup files to join, each followed by a NUL.
+pub fn release_message(joins: &[PathBuf]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut payload = Vec::new();
+    for j in joins {
+        payload.extend_from_slice(j.as_os_str().as_bytes());
+        payload.push(0);
+    }
+    let mut m = Vec::with_capacity(5 + payload.len());
+    m.push(RELEASE);
+    m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    m.extend_from_slice(&payload);
+    m
+}
+
+/// Read a [`release_message`] from `fd`: `Ok(None)` on EOF before its first byte, `EPROTO`
+/// for anything else than a whole message.
+pub fn read_release_from(fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    fn fill(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut got = 0;
+        while got < buf.len() {
+            match nix::unistd::read(fd, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+    let mut head = [0u8; 5];
+    match fill(fd, &mut head)? {
+        0 => return Ok(None),
+        5 if head[0] == RELEASE => {}
+        _ => return Err(Errno::EPROTO),
+    }
+    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > 1 << 20 {
+        return Err(Errno::EPROTO);
+    }
+    let mut payload = vec![0u8; len];
+    if fill(fd, &mut payload)? != len || payload.last().is_some_and(|b| *b != 0) {
+        return Err(Errno::EPROTO);
+    }
+    Ok(Some(
+        payload
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+            .collect(),
+    ))
 }
 
 /// The whole container setup ([`setup_early`] then [`setup_late`]) with no monitor in

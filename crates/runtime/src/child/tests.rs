@@ -195,7 +195,7 @@ fn full_start_sequence() {
     let mut keep = vec![c.sync_read.as_raw_fd(), c.err_write.as_raw_fd()];
     keep.extend(c.console.iter().chain(&c.ttys).map(|f| f.as_raw_fd()));
     assert_eq!(calls[1], Call::CloseFdsExcept(keep), "{d}");
-    let release = pos(&calls, &Call::ReadSyncByte(c.sync_read.as_raw_fd()));
+    let release = pos(&calls, &Call::ReadRelease(c.sync_read.as_raw_fd()));
     let cgroupns = pos(&calls, &Call::Unshare(CloneFlags::CLONE_NEWCGROUP));
     assert_eq!(cgroupns, release + 1, "{d}");
     // Before the release: the rootfs, proc, sys, /dev, ttys, lo and the hostname; after
@@ -526,7 +526,7 @@ fn monitor_gone_before_release_does_nothing() {
     let calls = sys.calls();
     assert_eq!(
         calls.last(),
-        Some(&Call::ReadSyncByte(c.sync_read.as_raw_fd())),
+        Some(&Call::ReadRelease(c.sync_read.as_raw_fd())),
         "{}",
         dump(&calls)
     );
@@ -1083,4 +1083,80 @@ fn overlay_rootfs_is_mounted_in_place_of_the_self_bind() {
             if src == Path::new(R) && flags.contains(MsFlags::MS_BIND))),
         "no self-bind of the rootfs with an overlay: {d}"
     );
+}
+
+#[test]
+fn the_child_joins_its_cgroups_itself_between_release_and_cgroup_namespace() {
+    let joins = vec![
+        p("/sys/fs/cgroup/memory/lxrs.payload.c1/tasks"),
+        p("/sys/fs/cgroup/cpu/lxrs.payload.c1/tasks"),
+    ];
+    let sys = fake().release_joins(joins.clone());
+    let c = ctx(false, 0);
+    run_full(&sys, &full_spec(), &c);
+    let calls = sys.calls();
+    let d = dump(&calls);
+    let release = pos(&calls, &Call::ReadRelease(c.sync_read.as_raw_fd()));
+    let write = |path: &PathBuf| Call::WriteFile {
+        path: path.clone(),
+        data: "0".into(),
+    };
+    // In the order given, right after the release, before the cgroup namespace is made.
+    assert_eq!(calls[release + 1], write(&joins[0]), "{d}");
+    assert_eq!(calls[release + 2], write(&joins[1]), "{d}");
+    assert_eq!(
+        calls[release + 3],
+        Call::Unshare(CloneFlags::CLONE_NEWCGROUP),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_failed_cgroup_join_names_the_file_and_stops_the_start() {
+    let file = p("/sys/fs/cgroup/memory/lxrs.payload.c1/tasks");
+    let f2 = file.clone();
+    let sys = fake().release_joins(vec![file.clone()]).fail_when(
+        move |c| matches!(c, Call::WriteFile { path, .. } if *path == f2),
+        Errno::EACCES,
+    );
+    let c = ctx(false, 0);
+    let err = run_full(&sys, &full_spec(), &c).to_string();
+    assert!(
+        err.contains("join the cgroup") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
+    let calls = sys.calls();
+    assert!(
+        matches!(calls.last(), Some(Call::WriteFile { path, .. }) if *path == file),
+        "{}",
+        dump(&calls)
+    );
+}
+
+#[test]
+fn release_messages_round_trip_through_a_pipe() {
+    use std::io::Write;
+    let joins = vec![p("/sys/fs/cgroup/a b/tasks"), p("/x/tasks")];
+    for list in [Vec::new(), joins] {
+        let (r, w) = pipe();
+        std::fs::File::from(w)
+            .write_all(&release_message(&list))
+            .unwrap();
+        assert_eq!(read_release_from(r.as_raw_fd()), Ok(Some(list)));
+    }
+    // EOF first: the monitor is gone.
+    let (r, w) = pipe();
+    drop(w);
+    assert_eq!(read_release_from(r.as_raw_fd()), Ok(None));
+    // A cut message or a wrong first byte is a protocol error, not a release.
+    let msg = release_message(&[p("/x/tasks")]);
+    for bad in [&msg[..3], &msg[..msg.len() - 1], b"\x07\0\0\0\0".as_slice()] {
+        let (r, w) = pipe();
+        std::fs::File::from(w).write_all(bad).unwrap();
+        assert_eq!(
+            read_release_from(r.as_raw_fd()),
+            Err(Errno::EPROTO),
+            "{bad:?}"
+        );
+    }
 }

@@ -463,8 +463,10 @@ impl Monitor {
         self.items.extend(created);
         self.write_record()?;
         prep.map_err(|e| format!("host setup: {e}"))?;
-        // Let the child continue. EPIPE: it failed in its early setup and said why.
-        if let Err(e) = nix::unistd::write(&sync_w, &[1u8]) {
+        // Let the child continue (and join the cgroups it moves itself into). EPIPE: it
+        // failed in its early setup and said why.
+        let release = crate::child::release_message(&self.host.child_joins());
+        if let Err(e) = crate::console::write_all_fd(sync_w.as_raw_fd(), &release) {
             return Err(self
                 .child_error_message()
                 .unwrap_or_else(|| format!("sync write: {e}")));

@@ -79,7 +79,7 @@ pub enum Call {
     Setuid(u32),
     SetNoNewPrivs,
     SetPdeathsigKill,
-    ReadSyncByte(RawFd),
+    ReadRelease(RawFd),
     ResetSignals,
     Setsid,
     SetControllingTty(RawFd),
@@ -169,7 +169,7 @@ pub struct RecordingSyscall {
     files: HashMap<PathBuf, String>,
     fail: Vec<FailRule>,
     last_cap: u32,
-    sync_byte: bool,
+    release: Option<Vec<PathBuf>>,
     exec_errno: Errno,
     umask: RefCell<u32>,
     different_files: bool,
@@ -183,7 +183,7 @@ impl Default for RecordingSyscall {
             files: HashMap::new(),
             fail: Vec::new(),
             last_cap: 40,
-            sync_byte: true,
+            release: Some(Vec::new()),
             exec_errno: Errno::ENOENT,
             umask: RefCell::new(0o022),
             different_files: false,
@@ -223,9 +223,14 @@ impl RecordingSyscall {
         self.last_cap = last;
         self
     }
-    /// Simulate the monitor dying before the release byte (sync read gets EOF).
+    /// Simulate the monitor dying before the release (sync read gets EOF).
     pub fn sync_eof(mut self) -> Self {
-        self.sync_byte = false;
+        self.release = None;
+        self
+    }
+    /// The cgroup files the release message names (default none).
+    pub fn release_joins(mut self, files: Vec<PathBuf>) -> Self {
+        self.release = Some(files);
         self
     }
     /// Errno every execve returns (default ENOENT).
@@ -393,8 +398,9 @@ impl Syscall for RecordingSyscall {
     fn set_pdeathsig_kill(&self) -> Result<(), Errno> {
         self.rec(Call::SetPdeathsigKill)
     }
-    fn read_sync_byte(&self, fd: RawFd) -> Result<bool, Errno> {
-        self.rec(Call::ReadSyncByte(fd)).map(|()| self.sync_byte)
+    fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno> {
+        self.rec(Call::ReadRelease(fd))
+            .map(|()| self.release.clone())
     }
     fn reset_signals(&self) -> Result<(), Errno> {
         self.rec(Call::ResetSignals)

@@ -293,16 +293,8 @@ impl Syscall for LinuxSyscall {
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
     }
 
-    fn read_sync_byte(&self, fd: RawFd) -> Result<bool, Errno> {
-        let mut b = [0u8; 1];
-        loop {
-            match nix::unistd::read(fd, &mut b) {
-                Ok(0) => return Ok(false),
-                Ok(_) => return Ok(true),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+    fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno> {
+        crate::child::read_release_from(fd)
     }
 
     fn reset_signals(&self) -> Result<(), Errno> {

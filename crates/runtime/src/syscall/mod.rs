@@ -90,8 +90,9 @@ pub trait Syscall {
     fn set_no_new_privs(&self) -> Result<(), Errno>;
     /// prctl(PR_SET_PDEATHSIG, SIGKILL).
     fn set_pdeathsig_kill(&self) -> Result<(), Errno>;
-    /// Block reading one byte from `fd`: `Ok(true)` = got it, `Ok(false)` = EOF.
-    fn read_sync_byte(&self, fd: RawFd) -> Result<bool, Errno>;
+    /// Block for the monitor's release message on `fd` ([`crate::child::release_message`]):
+    /// the cgroup files to join, or `Ok(None)` on EOF (the monitor is gone).
+    fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno>;
     /// All signal dispositions back to `SIG_DFL`, empty signal mask.
     fn reset_signals(&self) -> Result<(), Errno>;
     fn setsid(&self) -> Result<(), Errno>;
