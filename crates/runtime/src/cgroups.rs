@@ -7,7 +7,9 @@
 //! * Start ([`ContainerCgroups::prepare`], in the monitor, init cloned and blocked): the monitor
 //!   creates `lxrs.payload.NAME`, writes the limits in
 //!   file order (errors name the key), places init (on v1 init moves itself in through the
-//!   `tasks` files on its release, which waits for no RCU grace period), installs the device filter (default deny,
+//!   `tasks` files on its release; on v2 it is cloned into its cgroup with CLONE_INTO_CGROUP,
+//!   the cgroup being made just before the clone: neither waits for the RCU grace period a
+//!   move by pid costs on an idle host, 5-12 ms here), installs the device filter (default deny,
 //!   LXC's allow list, then the container's rules). Every cgroup is recorded as a
 //!   [`CleanupItem::Other`] with backend [`BACKEND`] as soon as it exists. Once the container
 //!   runs ([`ContainerCgroups::place_monitor`], off the start path) the monitor moves itself
@@ -342,6 +344,51 @@ pub fn tagged_settings(spec: &StartSpec) -> Vec<(Driver, String, String)> {
         .collect()
 }
 
+/// What a start's cgroups will be, decided (and the settings checked) before anything is
+/// created.
+struct Plan {
+    mounts: CgroupMounts,
+    driver: Driver,
+    settings: Settings,
+}
+
+impl Plan {
+    fn new(spec: &StartSpec, opts: &PrepareOptions) -> Result<Plan, CgroupError> {
+        let mounts = match &opts.mounts {
+            Some(m) => m.clone(),
+            None => CgroupMounts::host().map_err(cg_err("reading the cgroup mounts"))?,
+        };
+        let driver = choose_driver(&mounts, &opts.config, opts.env.as_deref())?;
+        let (settings, ignored) = Settings::for_driver(driver, &tagged_settings(spec))
+            .map_err(cg_err(format!("cgroup settings of {}", spec.name)))?;
+        for key in ignored {
+            tracing::warn!(
+                "{}: {key} is a setting for the other cgroup version; ignored with the {driver} driver",
+                spec.config_path.display()
+            );
+        }
+        Ok(Plan {
+            mounts,
+            driver,
+            settings,
+        })
+    }
+}
+
+/// Is `pid` in `cg`'s cgroup2 directory already (`/proc/PID/cgroup`, its `0::` line)?
+fn in_v2_cgroup(pid: i32, cg: &Cgroup) -> bool {
+    let (Cgroup::V2(_), Some(dir)) = (cg, cg.paths().first().cloned()) else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| rel.trim().trim_start_matches('/'))
+        .is_some_and(|rel| !rel.is_empty() && dir.ends_with(rel))
+}
+
 impl ContainerCgroups {
     /// Set up the cgroups of `spec`'s container for `child_pid` (cloned, not yet running
     /// anything of its own). Each cgroup is pushed onto `created` as soon as it exists, so a
@@ -352,23 +399,33 @@ impl ContainerCgroups {
         created: &mut Vec<CleanupItem>,
         opts: &PrepareOptions,
     ) -> Result<ContainerCgroups, CgroupError> {
-        let mounts = match &opts.mounts {
-            Some(m) => m.clone(),
-            None => CgroupMounts::host().map_err(cg_err("reading the cgroup mounts"))?,
+        let plan = Plan::new(spec, opts)?;
+        Self::prepare_planned(spec, child_pid, plan, None, created)
+    }
+
+    /// [`ContainerCgroups::prepare`] with the plan made and, on v2, the payload cgroup made
+    /// before the clone (`early`, the child was cloned into it, or was meant to be).
+    fn prepare_planned(
+        spec: &StartSpec,
+        child_pid: i32,
+        plan: Plan,
+        early: Option<Cgroup>,
+        created: &mut Vec<CleanupItem>,
+    ) -> Result<ContainerCgroups, CgroupError> {
+        let Plan {
+            mounts,
+            driver,
+            settings,
+        } = plan;
+        let mut payload = match early {
+            Some(cg) => cg,
+            None => {
+                let cg = Cgroup::create(&mounts, driver, Kind::Payload, &spec.name)
+                    .map_err(cg_err("creating the container cgroup"))?;
+                created.push(CgroupRecord::of(&cg, Kind::Payload).item());
+                cg
+            }
         };
-        let driver = choose_driver(&mounts, &opts.config, opts.env.as_deref())?;
-        // Settings are checked before anything is created.
-        let (settings, ignored) = Settings::for_driver(driver, &tagged_settings(spec))
-            .map_err(cg_err(format!("cgroup settings of {}", spec.name)))?;
-        for key in ignored {
-            tracing::warn!(
-                "{}: {key} is a setting for the other cgroup version; ignored with the {driver} driver",
-                spec.config_path.display()
-            );
-        }
-        let mut payload = Cgroup::create(&mounts, driver, Kind::Payload, &spec.name)
-            .map_err(cg_err("creating the container cgroup"))?;
-        created.push(CgroupRecord::of(&payload, Kind::Payload).item());
         payload
             .apply_limits(&settings.limits)
             .map_err(cg_err(format!(
@@ -377,10 +434,11 @@ impl ContainerCgroups {
                 payload.name()
             )))?;
         // Where the kernel lets the child move itself in without waiting for an RCU grace
-        // period (v1 `tasks`), it does so on its release ([`HostSetup::child_joins`]);
-        // otherwise (v2) it is moved here.
+        // period (v1 `tasks`), it does so on its release ([`HostSetup::child_joins`]). On v2
+        // it was cloned into its cgroup; only a kernel without CLONE_INTO_CGROUP leaves it
+        // to be moved here.
         let child_joins = payload.self_join_files().unwrap_or_default();
-        if child_joins.is_empty() {
+        if child_joins.is_empty() && !in_v2_cgroup(child_pid, &payload) {
             payload.add_pid(child_pid).map_err(cg_err(format!(
                 "placing init {child_pid} into {}",
                 payload.name()
@@ -402,10 +460,12 @@ impl ContainerCgroups {
         })
     }
 
-    /// Move the monitor `pid` into the shared [`MONITOR_CGROUP`] (made when missing, never
-    /// removed), out of whatever session cgroup its starter ran in. Called once the container
-    /// runs: a migration into a v1 hierarchy can wait for an RCU grace period, so it is kept
-    /// off the start path, and a shared cgroup means stop has nothing to migrate or remove.
+    /// Move the monitor `pid` into the shared [`MONITOR_CGROUP`] (made when missing), out of
+    /// whatever session cgroup its starter ran in. Called once the container runs, off the
+    /// start path: on v2 a process can only move whole, which on an idle host waits for an
+    /// RCU grace period (holding the kernel's cgroup lock, so a cgroup command right after a
+    /// start may wait for it); on v1 the monitor moves itself thread-wise, which does not.
+    /// A shared cgroup means stop has nothing to migrate.
     pub fn place_monitor(&mut self, pid: i32) -> Result<(), CgroupError> {
         // A stop elsewhere may remove it as the last monitor leaves ([`prune_monitor_cgroup`])
         // between our mkdir and our move: then make it again.
@@ -500,6 +560,9 @@ pub struct WithCgroups<H: HostSetup> {
     pub inner: H,
     pub opts: PrepareOptions,
     live: Option<ContainerCgroups>,
+    /// Between [`HostSetup::before_clone`] and [`HostSetup::prepare`]: the plan, and the v2
+    /// payload cgroup the child is cloned into.
+    early: Option<(Plan, Option<Cgroup>)>,
 }
 
 impl<H: HostSetup> WithCgroups<H> {
@@ -512,6 +575,7 @@ impl<H: HostSetup> WithCgroups<H> {
             inner,
             opts,
             live: None,
+            early: None,
         }
     }
 
@@ -522,13 +586,42 @@ impl<H: HostSetup> WithCgroups<H> {
 }
 
 impl<H: HostSetup> HostSetup for WithCgroups<H> {
+    fn before_clone(
+        &mut self,
+        spec: &StartSpec,
+        created: &mut Vec<CleanupItem>,
+    ) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
+        let plan = Plan::new(spec, &self.opts)?;
+        if plan.driver != Driver::V2 {
+            self.early = Some((plan, None));
+            return self.inner.before_clone(spec, created);
+        }
+        // The child is cloned into its cgroup (CLONE_INTO_CGROUP): nothing to migrate.
+        let cg = Cgroup::create(&plan.mounts, Driver::V2, Kind::Payload, &spec.name)
+            .map_err(cg_err("creating the container cgroup"))?;
+        created.push(CgroupRecord::of(&cg, Kind::Payload).item());
+        let dir = cg.paths().first().cloned().unwrap_or_default();
+        let fd = std::fs::File::open(&dir).map_err(|source| HostError::Io {
+            op: "open the container cgroup",
+            path: dir,
+            source,
+        })?;
+        self.early = Some((plan, Some(cg)));
+        Ok(Some(fd.into()))
+    }
+
     fn prepare(
         &mut self,
         spec: &StartSpec,
         child_pid: i32,
         created: &mut Vec<CleanupItem>,
     ) -> Result<(), HostError> {
-        let cgs = ContainerCgroups::prepare(spec, child_pid, created, &self.opts)?;
+        let cgs = match self.early.take() {
+            Some((plan, early)) => {
+                ContainerCgroups::prepare_planned(spec, child_pid, plan, early, created)?
+            }
+            None => ContainerCgroups::prepare(spec, child_pid, created, &self.opts)?,
+        };
         self.live = Some(cgs);
         self.inner.prepare(spec, child_pid, created)
     }

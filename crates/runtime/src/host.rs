@@ -63,6 +63,19 @@ pub trait HostSetup {
     /// Called with the container's processes gone (or about to be: cgroups are retried).
     fn teardown(&mut self, items: &[CleanupItem]) -> Vec<HostError>;
 
+    /// Host-side work before the child is cloned: may return an open cgroup2 directory for
+    /// the child to be cloned straight into (`CLONE_INTO_CGROUP`), so that [`prepare`] has no
+    /// process to move. Push created objects onto `created` as in [`prepare`].
+    ///
+    /// [`prepare`]: HostSetup::prepare
+    fn before_clone(
+        &mut self,
+        _spec: &StartSpec,
+        _created: &mut Vec<CleanupItem>,
+    ) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
+        Ok(None)
+    }
+
     /// Files the child writes `0` into, in order, on its release (before it unshares its
     /// cgroup namespace): the cgroups it joins itself (see `lxrs_cgroup::Procs::join_self`).
     fn child_joins(&self) -> Vec<PathBuf> {
