@@ -168,3 +168,68 @@ fn attach_by_name_to_a_running_container() {
         text(&out.stderr)
     );
 }
+
+/// The attached process lands in the init's cgroups under both drivers (v1: it writes itself
+/// into each hierarchy's `tasks`; v2: it is cloned straight into the init's directory).
+#[test]
+fn attach_joins_the_init_cgroups_with_either_driver() {
+    for driver in ["v1", "v2"] {
+        let env = Env::new();
+        let name = format!("atcg{driver}");
+        let spec = env.container(&name, &inittab("boot"), &["/sbin/init"]);
+        let out = env
+            .cmd(&[
+                "start",
+                "-n",
+                &name,
+                "-d",
+                "--spec-json",
+                spec.to_str().unwrap(),
+            ])
+            .env("LXRS_CGROUP_DRIVER", driver)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{driver}: {}", text(&out.stderr));
+        let init = env.info(&name).init_pid.expect("init pid");
+        // Host view of the init's cgroups, then the attached process's own, read by the host
+        // while it runs.
+        let want = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+        let mut c = env.cmd(&["attach", "-n", &name, "--", "/bin/sh", "-c", "read x"]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let got = loop {
+            // The attached `sh` is the only process besides init and the getty/rcS tree whose
+            // command line is `/bin/sh -c read x`.
+            let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+                let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                (cmd == b"/bin/sh\0-c\0read x\0")
+                    .then(|| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
+                    .flatten()
+            });
+            if let Some(g) = found {
+                break g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{driver}: attached shell not found"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        ch.stdin.take().unwrap().write_all(b"\n").unwrap();
+        let st = ch.wait().unwrap();
+        assert!(st.success(), "{driver}: attach exited {st}");
+        assert_eq!(
+            got, want,
+            "{driver}: the attached process is not in the init's cgroups"
+        );
+        assert!(
+            want.contains("lxrs.payload."),
+            "{driver}: init not in its payload cgroup: {want}"
+        );
+        assert!(env.run(&["stop", "-n", &name, "-k"]).status.success());
+    }
+}

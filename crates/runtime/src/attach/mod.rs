@@ -11,7 +11,8 @@
 //! Process model (one fork): the calling process opens everything it needs from the host side
 //! (`/proc/<init>/ns/*`, the files joining the init's cgroups, a pty in the
 //! container's devpts), enters only the container's *pid* namespace (`setns(CLONE_NEWPID)` only
-//! changes the namespace of future children), then forks once. The child writes itself into the
+//! changes the namespace of future children), then forks once (into the init's cgroup2 directory,
+//! CLONE_INTO_CGROUP, where the kernel can). The child writes itself into the
 //! cgroups (still with host privileges), enters the other namespaces in LXC's order (user, mnt,
 //! uts, ipc, net, cgroup, time), drops the bounding set, switches ids and execs. The parent never
 //! leaves the host's mount, network or user namespaces nor its cgroups, so a freeze, kill or
@@ -239,6 +240,8 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
     // view); those we are in already are left out (a write would still take the kernel's
     // cgroup locks).
     let mut cgroup_files: Vec<(OwnedFd, PathBuf)> = Vec::new();
+    // The init's cgroup2 directory, and the descriptor of its `cgroup.procs` among the files.
+    let mut v2_dir: Option<(OwnedFd, RawFd)> = None;
     if !opts.elevated.cgroup {
         let ours = plan::parse_proc_cgroup(&read_to_string(&proc_root.join("self/cgroup"))?);
         let entries: Vec<_> = plan::parse_proc_cgroup(&read_at(&pdir, &pdir_path, "cgroup")?)
@@ -250,6 +253,14 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
         for p in plan::cgroup_join_paths(&entries, &mounts) {
             let fd = open_path(None, &p, OFlag::O_WRONLY)
                 .map_err(|e| AttachError::io("open for joining the cgroup", &p, e.into()))?;
+            if p.ends_with("cgroup.procs") {
+                // cgroup2: the child is cloned straight into it (below) where the kernel can.
+                if let Some(dir) = p.parent() {
+                    v2_dir = open_path(None, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                        .ok()
+                        .map(|d| (d, fd.as_raw_fd()));
+                }
+            }
             cgroup_files.push((fd, p));
         }
     }
@@ -388,7 +399,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|errno| AttachError::Sys { op: "pipe2", errno })?;
 
-    let plan = ChildPlan {
+    let mut plan = ChildPlan {
         cgroup_fds: cgroup_files
             .iter()
             .map(|(fd, p)| (fd.as_raw_fd(), p.clone()))
@@ -432,9 +443,33 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
         None
     };
 
-    // SAFETY: the process is single-threaded (checked above), so the child may run Rust code;
-    // it only runs `run_child` and then execs or `_exit`s.
-    let fork = unsafe { nix::unistd::fork() };
+    // Into the init's cgroup2 directory at birth (CLONE_INTO_CGROUP): no migration, so no
+    // RCU grace period to wait for on an idle host, where writing `cgroup.procs` waits one.
+    let into = v2_dir.as_ref().and_then(|(dir, procs)| {
+        match crate::syscall::clone_into_cgroup(0, dir.as_raw_fd()) {
+            Ok(0) => Some((Ok(ForkResult::Child), Some(*procs))),
+            Ok(pid) => Some((
+                Ok(ForkResult::Parent {
+                    child: Pid::from_raw(pid as i32),
+                }),
+                None,
+            )),
+            // No clone3 or CLONE_INTO_CGROUP here, or the kernel refuses this cgroup: a plain
+            // fork, and the child writes `cgroup.procs` (which names any refusal).
+            Err(_) => None,
+        }
+    });
+    let fork = match into {
+        Some((r, joined)) => {
+            if let Some(procs) = joined {
+                plan.cgroup_fds.retain(|(fd, _)| *fd != procs);
+            }
+            r
+        }
+        // SAFETY: the process is single-threaded (checked above), so the child may run Rust
+        // code; it only runs `run_child` and then execs or `_exit`s.
+        None => unsafe { nix::unistd::fork() },
+    };
     if !matches!(fork, Ok(ForkResult::Child)) {
         if let Some(back) = &pid_back {
             if let Err(e) = nix::sched::setns(back.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
@@ -474,6 +509,7 @@ pub fn attach(target: &AttachTarget, opts: &AttachOptions) -> Result<i32, Attach
     drop(err_w);
     drop(ns_fds);
     drop(cgroup_files);
+    drop(v2_dir);
     let master = pty.map(|p| {
         drop(p.slave);
         p.master

@@ -72,69 +72,6 @@ pub fn title(lxcpath: &std::path::Path, name: &str) -> String {
     )
 }
 
-/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours).
-/// Returns 0 in the child.
-fn plain_clone(flags: libc::c_long) -> std::io::Result<libc::c_long> {
-    // SAFETY: raw clone without a new stack. The monitor is single-threaded, so the child's
-    // copy of the address space is consistent (no lock is held by another thread).
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags | libc::SIGCHLD as libc::c_long,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(pid)
-}
-
-/// clone3(2) with `CLONE_INTO_CGROUP`: the child starts in the cgroup2 directory `cgroup`,
-/// so nobody migrates it (a migration takes the global `cgroup_threadgroup_rwsem`, which on
-/// an idle host waits for an RCU grace period first). Fork semantics as [`plain_clone`].
-fn clone_into_cgroup(flags: u64, cgroup: RawFd) -> std::io::Result<libc::c_long> {
-    /// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let args = CloneArgs {
-        flags: flags | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: clone3 with a valid, fully initialised clone_args of the size passed; stack 0
-    // means fork semantics (see plain_clone: the monitor is single-threaded).
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(pid)
-}
-
 /// If this process was exec'd as a container monitor, run it to completion and return its exit
 /// code; otherwise return `None` at once (cheap: called first thing in `lxrs`'s `main`).
 pub fn run_if_monitor() -> Option<i32> {
@@ -476,15 +413,15 @@ impl Monitor {
         let into = into.map_err(|e| format!("host setup: {e}"))?;
         let t0 = Instant::now();
         let pid = match into.as_ref() {
-            Some(dir) => match clone_into_cgroup(flags as u64, dir.as_raw_fd()) {
+            Some(dir) => match crate::syscall::clone_into_cgroup(flags as u64, dir.as_raw_fd()) {
                 // A kernel without clone3 or CLONE_INTO_CGROUP: the host setup moves the
                 // child after a plain clone.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::E2BIG)) => {
-                    plain_clone(flags)
+                    crate::syscall::plain_clone(flags)
                 }
                 r => r,
             },
-            None => plain_clone(flags),
+            None => crate::syscall::plain_clone(flags),
         }
         .map_err(|e| format!("clone: {e}"))?;
         drop(into);

@@ -402,3 +402,67 @@ pub(crate) fn write_all_raw(fd: RawFd, msg: &[u8]) {
     let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     let _ = f.write_all(msg);
 }
+
+/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours).
+/// Returns 0 in the child.
+pub(crate) fn plain_clone(flags: libc::c_long) -> std::io::Result<libc::c_long> {
+    // SAFETY: raw clone without a new stack. The monitor is single-threaded, so the child's
+    // copy of the address space is consistent (no lock is held by another thread).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_long,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+/// clone3(2) with `CLONE_INTO_CGROUP`: the child starts in the cgroup2 directory `cgroup`,
+/// so nobody migrates it (a migration takes the global `cgroup_threadgroup_rwsem`, which on
+/// an idle host waits for an RCU grace period first). Fork semantics as [`plain_clone`]:
+/// only from a single-threaded process. `ENOSYS`/`E2BIG`: the kernel has no such clone.
+pub(crate) fn clone_into_cgroup(flags: u64, cgroup: RawFd) -> std::io::Result<libc::c_long> {
+    /// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 with a valid, fully initialised clone_args of the size passed; stack 0
+    // means fork semantics (see plain_clone: the monitor is single-threaded).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid)
+}

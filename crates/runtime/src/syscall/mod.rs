@@ -12,8 +12,8 @@
 pub mod fake;
 mod linux;
 
-pub(crate) use linux::write_all_raw;
 pub use linux::LinuxSyscall;
+pub(crate) use linux::{clone_into_cgroup, plain_clone, write_all_raw};
 
 use crate::spec::Personality;
 use nix::errno::Errno;
