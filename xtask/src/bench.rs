@@ -482,6 +482,10 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
             for n in &running {
                 quiet(&mut t.start(n))?;
             }
+            // What a stop or start just before leaves the kernel to finish in the background
+            // (a dying network namespace, cgroups going offline, RCU callbacks) is not the
+            // listing's cost: let it settle, for both tools alike.
+            std::thread::sleep(std::time::Duration::from_millis(300));
             let v = (0..reps)
                 .map(|_| time_ms(&mut t.ls_fancy()))
                 .collect::<Result<Vec<_>>>()?;
