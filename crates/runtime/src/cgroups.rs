@@ -277,6 +277,32 @@ pub fn thaw_recorded(items: &[CleanupItem]) {
 /// removed when the last monitor is gone, [`prune_monitor_cgroup`]).
 pub const MONITOR_CGROUP: &str = "lxrs.monitor";
 
+/// The cgroup2 directory of [`MONITOR_CGROUP`], open (made when missing), for a new monitor
+/// to be born in (`CLONE_INTO_CGROUP`) when the v2 driver is in use: there, moving itself in
+/// later would be a migration, which on an idle host waits for an RCU grace period while
+/// holding the kernel's cgroup lock. `None` with the v1 driver, and when anything fails (the
+/// monitor then moves itself as before). Cheap when the answer is no: a v1 or hybrid host
+/// without `LXRS_CGROUP_DRIVER=v2` is told by one statfs(2).
+pub fn monitor_birth_cgroup() -> Option<std::os::fd::OwnedFd> {
+    let env = std::env::var(DRIVER_ENV).ok();
+    // SAFETY: statfs fills the zeroed struct we own.
+    let pure_v2 = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) == 0
+            && st.f_type == libc::CGROUP2_SUPER_MAGIC
+    };
+    if !pure_v2 && env.as_deref() != Some("v2") {
+        return None;
+    }
+    let mounts = CgroupMounts::host().ok()?;
+    if choose_driver(&mounts, Path::new(SYSTEM_CONFIG), env.as_deref()).ok()? != Driver::V2 {
+        return None;
+    }
+    let mon = Cgroup::shared(&mounts, Driver::V2, MONITOR_CGROUP).ok()?;
+    let dir = mon.paths().into_iter().next()?;
+    std::fs::File::open(dir).ok().map(Into::into)
+}
+
 /// Remove the shared [`MONITOR_CGROUP`] if no monitor is left in it. `exiting`: a monitor
 /// whose connection just closed (it leaves the cgroup a moment later; waited for, briefly).
 /// Called by the commands that see a monitor go (stop, the clean-up after a dead one); no
@@ -375,11 +401,17 @@ impl Plan {
     }
 }
 
-/// Is `pid` in `cg`'s cgroup2 directory already (`/proc/PID/cgroup`, its `0::` line)?
+/// Is `pid` in `cg`'s cgroup2 directory already?
 fn in_v2_cgroup(pid: i32, cg: &Cgroup) -> bool {
     let (Cgroup::V2(_), Some(dir)) = (cg, cg.paths().first().cloned()) else {
         return false;
     };
+    in_cgroup_dir(pid, &dir)
+}
+
+/// Is `pid` in the cgroup2 directory `dir` (by `/proc/PID/cgroup`, its `0::` line)? Only
+/// meaningful for a directory on the cgroup2 hierarchy.
+fn in_cgroup_dir(pid: i32, dir: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return false;
     };
@@ -475,7 +507,12 @@ impl ContainerCgroups {
                 .map_err(cg_err(format!("creating the {MONITOR_CGROUP} cgroup")))?;
             // The monitor is single-threaded: moving itself skips the grace period a move by
             // pid waits for (and the cgroup lock every other cgroup command needs meanwhile).
-            let moved = if pid == std::process::id() as i32 {
+            // On v2 it was born there ([`monitor_birth_cgroup`]) unless that failed.
+            let born_there = self.driver == Driver::V2
+                && mon.paths().first().is_some_and(|d| in_cgroup_dir(pid, d));
+            let moved = if born_there {
+                Ok(())
+            } else if pid == std::process::id() as i32 {
                 mon.join_self()
             } else {
                 mon.add_pid(pid)

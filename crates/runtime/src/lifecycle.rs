@@ -389,6 +389,9 @@ fn spawn_monitor(spec: &StartSpec, opts: &StartOptions) -> Result<Conn, Lifecycl
         source: e.into(),
     })?;
     let their_fd = theirs.as_raw_fd();
+    // On v2 the monitor is born in its shared cgroup (see `monitor_birth_cgroup`).
+    let birth = crate::cgroups::monitor_birth_cgroup();
+    let birth_fd = birth.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut cmd = std::process::Command::new(&opts.monitor_exe);
     cmd.arg0(monitor::title(&spec.lxcpath, name))
         .env(monitor::FD_ENV, their_fd.to_string())
@@ -398,7 +401,8 @@ fn spawn_monitor(spec: &StartSpec, opts: &StartOptions) -> Result<Conn, Lifecycl
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (close_range, fcntl, setsid, fork, _exit); it allocates nothing.
+    // async-signal-safe calls (close_range, fcntl, setsid, clone3/fork, _exit); it allocates
+    // nothing.
     unsafe {
         cmd.pre_exec(move || {
             // Nothing the starter inherited (a caller's pty, a jobserver pipe, ...) may leak
@@ -417,7 +421,12 @@ fn spawn_monitor(spec: &StartSpec, opts: &StartOptions) -> Result<Conn, Lifecycl
             }
             // Second fork: the monitor is not a session leader (can never get a controlling
             // terminal) and is re-parented away from the starter.
-            match libc::fork() {
+            let pid = match birth_fd {
+                -1 => libc::fork() as libc::c_long,
+                fd => crate::syscall::clone_into_cgroup(0, fd)
+                    .unwrap_or_else(|_| libc::fork() as libc::c_long),
+            };
+            match pid {
                 -1 => Err(std::io::Error::last_os_error()),
                 0 => Ok(()),
                 _ => libc::_exit(0),
@@ -431,6 +440,7 @@ fn spawn_monitor(spec: &StartSpec, opts: &StartOptions) -> Result<Conn, Lifecycl
     })?;
     let _ = child.wait();
     drop(theirs);
+    drop(birth);
     Ok(Conn::new(ours))
 }
 
