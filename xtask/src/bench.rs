@@ -339,6 +339,43 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Quiet time before each operation of the "after idle" rows.
 const IDLE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// `start -d` and `stop -k` of `name`, `reps` times back to back and `reps` times after
+/// [`IDLE`] each: four rows labelled with `what` (`driver`: `LXRS_CGROUP_DRIVER` for lxrs).
+fn start_stop_rows(
+    t: &Tool,
+    name: &str,
+    what: &str,
+    driver: Option<&str>,
+    reps: usize,
+    rows: &mut Vec<(String, Stats, &'static str)>,
+) -> Result<()> {
+    let with_driver = |mut c: Command| {
+        if let Some(d) = driver {
+            c.env("LXRS_CGROUP_DRIVER", d);
+        }
+        c
+    };
+    for (idle, label) in [
+        (false, String::new()),
+        (true, ", after 250 ms idle".to_string()),
+    ] {
+        let (mut vs, mut vk) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            if idle {
+                std::thread::sleep(IDLE);
+            }
+            vs.push(time_ms(&mut with_driver(t.start(name)))?);
+            if idle {
+                std::thread::sleep(IDLE);
+            }
+            vk.push(time_ms(&mut with_driver(t.stop_kill(name)))?);
+        }
+        rows.push((format!("start -d ({what}{label})"), stats(vs), "ms"));
+        rows.push((format!("stop -k ({what}{label})"), stats(vk), "ms"));
+    }
+    Ok(())
+}
+
 fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
     let mut per_tool: Vec<Vec<(String, Stats, &'static str)>> = Vec::new();
     for t in tools {
@@ -353,91 +390,28 @@ fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
             quiet(&mut t.destroy(&n))?;
         }
         rows.push(("create -t busybox".to_string(), stats(v), "ms"));
-        // start -d / stop -k, no network
+        // start -d / stop -k, no network, back to back and after a quiet moment (what a user
+        // typing the command sees). A cgroup migration by pid (LXC's placement of init) waits
+        // for an RCU grace period (5-12 ms here) when it is the first after a pause; back to
+        // back, the previous command's migration spares the next one that wait. lxrs
+        // migrates nothing on the start path.
         quiet(&mut t.create("b1"))?;
-        let (mut vs, mut vk) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            vs.push(time_ms(&mut t.start("b1"))?);
-            vk.push(time_ms(&mut t.stop_kill("b1"))?);
-        }
-        rows.push(("start -d (no network)".to_string(), stats(vs), "ms"));
-        rows.push(("stop -k (no network)".to_string(), stats(vk), "ms"));
-        // The same after a quiet moment: what a user typing the command sees. A cgroup
-        // migration by pid (LXC's placement of init) waits for an RCU grace period (5-12 ms
-        // here) when it is the first after a pause; back to back, the previous command's
-        // migration spares the next one that wait. lxrs migrates nothing on the start path.
-        let (mut vs, mut vk) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            std::thread::sleep(IDLE);
-            vs.push(time_ms(&mut t.start("b1"))?);
-            std::thread::sleep(IDLE);
-            vk.push(time_ms(&mut t.stop_kill("b1"))?);
-        }
-        rows.push((
-            "start -d (no network, after 250 ms idle)".to_string(),
-            stats(vs),
-            "ms",
-        ));
-        rows.push((
-            "stop -k (no network, after 250 ms idle)".to_string(),
-            stats(vk),
-            "ms",
-        ));
+        start_stop_rows(t, "b1", "no network", None, reps, &mut rows)?;
         // with one veth on a bridge
         quiet(&mut t.create_with("v1", &t.veth_config))?;
-        let (mut vs, mut vk) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            vs.push(time_ms(&mut t.start("v1"))?);
-            vk.push(time_ms(&mut t.stop_kill("v1"))?);
-        }
-        rows.push((
-            "start -d (one veth on a bridge)".to_string(),
-            stats(vs),
-            "ms",
-        ));
-        rows.push((
-            "stop -k (one veth on a bridge)".to_string(),
-            stats(vk),
-            "ms",
-        ));
-        let (mut vs, mut vk) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            std::thread::sleep(IDLE);
-            vs.push(time_ms(&mut t.start("v1"))?);
-            std::thread::sleep(IDLE);
-            vk.push(time_ms(&mut t.stop_kill("v1"))?);
-        }
-        rows.push((
-            "start -d (one veth, after 250 ms idle)".to_string(),
-            stats(vs),
-            "ms",
-        ));
-        rows.push((
-            "stop -k (one veth, after 250 ms idle)".to_string(),
-            stats(vk),
-            "ms",
-        ));
+        start_stop_rows(t, "v1", "one veth on a bridge", None, reps, &mut rows)?;
         quiet(&mut t.destroy("v1"))?;
         // lxrs with its v2 driver (the cgroup2 tree; on a v2-only host, the default): the
         // container is cloned into its cgroup and the monitor born in its own.
         if !t.lxc && Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-            let (mut vs, mut vk) = (Vec::new(), Vec::new());
-            for _ in 0..reps {
-                std::thread::sleep(IDLE);
-                vs.push(time_ms(t.start("b1").env("LXRS_CGROUP_DRIVER", "v2"))?);
-                std::thread::sleep(IDLE);
-                vk.push(time_ms(t.stop_kill("b1").env("LXRS_CGROUP_DRIVER", "v2"))?);
-            }
-            rows.push((
-                "start -d (no network, v2 driver, after 250 ms idle)".to_string(),
-                stats(vs),
-                "ms",
-            ));
-            rows.push((
-                "stop -k (no network, v2 driver, after 250 ms idle)".to_string(),
-                stats(vk),
-                "ms",
-            ));
+            start_stop_rows(
+                t,
+                "b1",
+                "no network, v2 driver",
+                Some("v2"),
+                reps,
+                &mut rows,
+            )?;
         }
         // freeze + unfreeze pairs, and attach -- true, on a running container
         quiet(&mut t.start("b1"))?;
