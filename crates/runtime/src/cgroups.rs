@@ -1109,6 +1109,24 @@ mod tests {
     }
 
     #[test]
+    fn in_cgroup_dir_reads_the_cgroup2_line_of_proc() {
+        let me = std::process::id() as i32;
+        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let rel = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .trim()
+            .trim_start_matches('/');
+        let here = Path::new("/sys/fs/cgroup/unified").join(rel);
+        // Where this process is, by its last components; never a root ("0::/"), never
+        // somewhere else.
+        assert_eq!(in_cgroup_dir(me, &here), !rel.is_empty(), "{text}");
+        assert!(!in_cgroup_dir(me, &here.join("lxrs.payload.elsewhere")));
+        assert!(!in_cgroup_dir(i32::MAX, &here), "no such process");
+    }
+
+    #[test]
     fn bad_settings_fail_before_anything_is_created() {
         let d = tempfile::tempdir().unwrap();
         let mounts = fake_mounts(d.path());
