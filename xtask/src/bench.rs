@@ -208,6 +208,18 @@ impl Tool {
             }
         }
         let _ = std::fs::remove_dir_all(&self.lxcpath);
+        if !self.lxc {
+            // lxrs keeps a lock file per container name (and state records) under its run
+            // directory, by lxcpath; the bench's directory (the lxcpath's parent) is its own,
+            // so that tree goes too.
+            let run = std::env::var_os("LXRS_RUNDIR")
+                .map_or_else(|| PathBuf::from("/run/lxrs"), PathBuf::from);
+            let base = self.lxcpath.parent().unwrap_or(&self.lxcpath);
+            let rel = base.strip_prefix("/").unwrap_or(base);
+            for sub in ["lock", "state"] {
+                let _ = std::fs::remove_dir_all(run.join(sub).join(rel));
+            }
+        }
     }
 }
 
