@@ -5,13 +5,11 @@
 //! `LXRS_BIN` may name the binary to test (default: this package's `lxrs`).
 
 mod lifecycle_common;
+mod template_common;
 
-use lifecycle_common::{text, Env};
 use sha2_free::sha256_hex;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// SHA-256 via the host's sha256sum (keeps the test free of extra dev-dependencies).
@@ -30,68 +28,14 @@ mod sha2_free {
     }
 }
 
-fn bin() -> PathBuf {
-    std::env::var_os("LXRS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lxrs").into())
-}
-
-struct T {
-    env: Env,
-    cache: PathBuf,
-}
+use template_common::{http_server, Reply, T};
 
 impl T {
-    fn new() -> T {
-        let env = Env::new();
-        let cache = env.dir.path().join("cache");
-        T { env, cache }
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .arg("-P")
-            .arg(&self.env.lxcpath)
-            .args(args)
-            .env("LXRS_RUNDIR", &self.env.rundir)
-            .env("LXRS_CACHE_DIR", &self.cache)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run lxrs")
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "lxrs {args:?} failed: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "lxrs {args:?} unexpectedly succeeded: {}",
-            text(&o.stdout)
-        );
-        text(&o.stderr)
-    }
-    fn nonet(&self) -> String {
-        let p = self.env.dir.path().join("nonet.conf");
-        std::fs::write(
-            &p,
-            "lxc.net.0.type = empty\nlxc.cap.drop = sys_module sys_time\n",
-        )
-        .unwrap();
-        p.display().to_string()
-    }
-    /// A busybox container published as busybox/1.36 into `<tmp>/tree`.
-    fn published_tree(&self) -> PathBuf {
-        let cfg = self.nonet();
-        self.ok(&["create", "-t", "busybox", "-n", "src", "-f", &cfg]);
-        let tree = self.env.dir.path().join("tree");
-        let out = self.ok(&[
+    /// `lxrs publish -n src` as busybox/1.36 into `<tmp>/tree`, with `extra` options; its
+    /// output.
+    fn publish_src(&self, extra: &[&str]) -> String {
+        let tree = self.path("tree");
+        let mut args = vec![
             "publish",
             "-n",
             "src",
@@ -101,9 +45,18 @@ impl T {
             "busybox",
             "--release",
             "1.36",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    /// A busybox container `src` published as busybox/1.36 into `<tmp>/tree`.
+    fn published_tree(&self) -> PathBuf {
+        let cfg = self.nonet();
+        self.ok(&["create", "-t", "busybox", "-n", "src", "-f", &cfg]);
+        let out = self.publish_src(&[]);
         assert!(out.contains("Published busybox:1.36:"), "{out}");
-        tree
+        self.path("tree")
     }
 }
 
@@ -117,51 +70,29 @@ struct Server {
 
 impl Server {
     fn start(root: &Path) -> Server {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
         let truncate = Arc::new(Mutex::new(None::<String>));
         let hits = Arc::new(Mutex::new(Vec::new()));
         let (root, t2, h2) = (root.to_path_buf(), truncate.clone(), hits.clone());
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { continue };
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                if r.read_line(&mut line).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
+        let port = http_server(move |path| {
+            h2.lock().unwrap().push(path.to_string());
+            match std::fs::read(root.join(path.trim_start_matches('/'))) {
+                Ok(mut body) => {
+                    let length = body.len();
+                    let cut = t2
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .is_some_and(|t| path.ends_with(t.as_str()));
+                    if cut {
+                        body.truncate(length / 2);
+                    }
+                    Reply {
+                        status: 200,
+                        length,
+                        body,
                     }
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                h2.lock().unwrap().push(path.clone());
-                let file = root.join(path.trim_start_matches('/'));
-                match std::fs::read(&file) {
-                    Ok(body) => {
-                        let cut = t2
-                            .lock()
-                            .unwrap()
-                            .as_ref()
-                            .is_some_and(|t| path.ends_with(t.as_str()));
-                        let send = if cut {
-                            &body[..body.len() / 2]
-                        } else {
-                            &body[..]
-                        };
-                        let _ = write!(
-                            s,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = s.write_all(send);
-                    }
-                    Err(_) => {
-                        let _ = write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    }
-                }
+                Err(_) => Reply::not_found(),
             }
         });
         Server {
@@ -321,21 +252,9 @@ fn expired_cache_downloads_again_only_a_new_build() {
     let t = T::new();
     let cfg = t.nonet();
     t.ok(&["create", "-t", "busybox", "-n", "src", "-f", &cfg]);
-    let tree = t.env.dir.path().join("tree");
+    let tree = t.path("tree");
     let publish = || {
-        let out = t.ok(&[
-            "publish",
-            "-n",
-            "src",
-            "--dir",
-            tree.to_str().unwrap(),
-            "--dist",
-            "busybox",
-            "--release",
-            "1.36",
-            "--expiry-days",
-            "0",
-        ]);
+        let out = t.publish_src(&["--expiry-days", "0"]);
         out.split(" build ")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())

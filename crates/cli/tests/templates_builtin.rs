@@ -14,82 +14,17 @@
 
 mod lifecycle_common;
 mod net_common;
+mod template_common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    std::env::var_os("LXRS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lxrs").into())
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A temporary lxcpath, run directory and cache (no network namespace); its Drop (through
-/// `lifecycle_common::Env`) kills every monitor of the lxcpath, and a guard destroys what is
-/// left, so a failing test leaves nothing running.
-struct T {
-    env: lifecycle_common::Env,
-    cache: PathBuf,
-}
+use lifecycle_common::text;
+use template_common::{http_server, Reply, T};
 
 impl T {
-    fn new() -> T {
-        let env = lifecycle_common::Env::new();
-        let cache = env.dir.path().join("cache");
-        T { env, cache }
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("-P")
-            .arg(&self.env.lxcpath)
-            .args(args)
-            .env("LXRS_RUNDIR", &self.env.rundir)
-            .env("LXRS_CACHE_DIR", &self.cache)
-            .stdin(Stdio::null());
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run lxrs")
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "lxrs {args:?} failed: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "lxrs {args:?} unexpectedly succeeded: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stderr)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.env.dir.path().join(name)
-    }
-    fn nonet(&self) -> String {
-        let p = self.path("nonet.conf");
-        std::fs::write(&p, "lxc.net.0.type = empty\n").unwrap();
-        p.display().to_string()
-    }
-    fn container_dir(&self, name: &str) -> PathBuf {
-        self.env.lxcpath.join(name)
-    }
     /// A busybox rootfs tarball (`lxrs create -t busybox`, tarred by the host's tar), the
     /// source container destroyed again.
     fn busybox_tarball(&self) -> PathBuf {
@@ -107,19 +42,6 @@ impl T {
         assert!(st.success(), "tar failed");
         self.ok(&["destroy", "-n", "imgsrc"]);
         tar
-    }
-}
-
-impl Drop for T {
-    fn drop(&mut self) {
-        // stop and destroy whatever a failed test left (the Env's Drop then kills monitors)
-        if let Ok(rd) = std::fs::read_dir(&self.env.lxcpath) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().to_string();
-                let _ = self.run(&["stop", "-n", &n, "-k"]);
-                let _ = self.run(&["destroy", "-n", &n, "-f"]);
-            }
-        }
     }
 }
 
@@ -497,21 +419,11 @@ fn cloud_generated_user_data_is_cloud_config_with_the_keys() {
     let (_, k2) = client_key(t.env.dir.path(), "id_b");
     let keys = t.path("keys");
     std::fs::write(&keys, format!("# two keys\n{k1}\n{k2}")).unwrap();
-    t.ok(&[
-        "-q",
-        "create",
-        "-n",
+    t.ok(&cloud(
         "c2",
-        "-t",
-        "cloud",
-        "-f",
         &cfg,
-        "--",
-        "-T",
-        img.to_str().unwrap(),
-        "-S",
-        keys.to_str().unwrap(),
-    ]);
+        &["-T", img.to_str().unwrap(), "-S", keys.to_str().unwrap()],
+    ));
     let seed = t.container_dir("c2").join(SEED);
     let ud = std::fs::read_to_string(seed.join("user-data")).unwrap();
     assert!(ud.starts_with("#cloud-config\n"), "{ud}");
@@ -533,19 +445,7 @@ fn cloud_generated_user_data_is_cloud_config_with_the_keys() {
     assert_eq!(md["local-hostname"], "c2");
     assert_eq!(md["public-keys"], serde_json::json!([k1.trim(), k2.trim()]));
     // a second container gets another instance id
-    t.ok(&[
-        "-q",
-        "create",
-        "-n",
-        "c3",
-        "-t",
-        "cloud",
-        "-f",
-        &cfg,
-        "--",
-        "-T",
-        img.to_str().unwrap(),
-    ]);
+    t.ok(&cloud("c3", &cfg, &["-T", img.to_str().unwrap()]));
     let md3 = yaml_as_json(&t.container_dir("c3").join(SEED).join("meta-data"));
     assert_ne!(md3["instance-id"], md["instance-id"]);
     let v3 = yaml_as_json(&t.container_dir("c3").join(SEED).join("user-data"));
@@ -553,39 +453,25 @@ fn cloud_generated_user_data_is_cloud_config_with_the_keys() {
     // vendor-data is copied verbatim; --cloud writes no seed at all
     let vd = t.path("vendor-data");
     std::fs::write(&vd, "#cloud-config\npackages: [htop]\n").unwrap();
-    t.ok(&[
-        "-q",
-        "create",
-        "-n",
+    t.ok(&cloud(
         "c4",
-        "-t",
-        "cloud",
-        "-f",
         &cfg,
-        "--",
-        "-T",
-        img.to_str().unwrap(),
-        "--vendordata",
-        vd.to_str().unwrap(),
-    ]);
+        &[
+            "-T",
+            img.to_str().unwrap(),
+            "--vendordata",
+            vd.to_str().unwrap(),
+        ],
+    ));
     assert_eq!(
         std::fs::read(t.container_dir("c4").join(SEED).join("vendor-data")).unwrap(),
         std::fs::read(&vd).unwrap()
     );
-    t.ok(&[
-        "-q",
-        "create",
-        "-n",
+    t.ok(&cloud(
         "c5",
-        "-t",
-        "cloud",
-        "-f",
         &cfg,
-        "--",
-        "-T",
-        img.to_str().unwrap(),
-        "--cloud",
-    ]);
+        &["-T", img.to_str().unwrap(), "--cloud"],
+    ));
     assert!(!t.container_dir("c5").join(SEED).exists());
     assert_eq!(
         std::fs::read_to_string(t.container_dir("c5").join("rootfs/etc/hostname")).unwrap(),
@@ -596,49 +482,41 @@ fn cloud_generated_user_data_is_cloud_config_with_the_keys() {
     }
 }
 
+/// The arguments of `lxrs -q create -n NAME -t cloud -f CFG -- ARGS`.
+fn cloud<'a>(name: &'a str, cfg: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["-q", "create", "-n", name, "-t", "cloud", "-f", cfg, "--"];
+    all.extend_from_slice(args);
+    all
+}
+
 #[test]
 fn cloud_bad_arguments_fail_naming_the_file_and_leave_no_container() {
     let t = T::new();
     let cfg = t.nonet();
     let img = t.busybox_tarball();
     let missing = t.path("no-such-image.tar.xz");
-    let e = t.fails(&[
-        "create",
-        "-n",
-        "b",
-        "-t",
-        "cloud",
-        "-f",
-        &cfg,
-        "--",
-        "--image",
-        missing.to_str().unwrap(),
-    ]);
+    let e = t.fails(&cloud("b", &cfg, &["--image", missing.to_str().unwrap()]));
     assert!(
         e.contains(missing.to_str().unwrap()) && e.contains("--image"),
         "{e}"
     );
     assert!(!t.container_dir("b").exists());
 
-    let e = t.fails(&["create", "-n", "b", "-t", "cloud", "-f", &cfg]);
+    let e = t.fails(&cloud("b", &cfg, &[]));
     assert!(e.contains("--image") && e.contains("required"), "{e}");
     assert!(!t.container_dir("b").exists());
 
     for bad_ud in [t.path("no-such-user-data"), t.env.dir.path().to_path_buf()] {
-        let e = t.fails(&[
-            "create",
-            "-n",
+        let e = t.fails(&cloud(
             "b",
-            "-t",
-            "cloud",
-            "-f",
             &cfg,
-            "--",
-            "--image",
-            img.to_str().unwrap(),
-            "--userdata",
-            bad_ud.to_str().unwrap(),
-        ]);
+            &[
+                "--image",
+                img.to_str().unwrap(),
+                "--userdata",
+                bad_ud.to_str().unwrap(),
+            ],
+        ));
         assert!(
             e.contains(bad_ud.to_str().unwrap()) && e.contains("--userdata"),
             "{e}"
@@ -649,36 +527,21 @@ fn cloud_bad_arguments_fail_naming_the_file_and_leave_no_container() {
     // not a tarball: fails while unpacking, and the half-made container is removed
     let junk = t.path("junk.tar");
     std::fs::write(&junk, vec![0x5a; 4096]).unwrap();
-    let e = t.fails(&[
-        "create",
-        "-n",
-        "b",
-        "-t",
-        "cloud",
-        "-f",
-        &cfg,
-        "--",
-        "--image",
-        junk.to_str().unwrap(),
-    ]);
+    let e = t.fails(&cloud("b", &cfg, &["--image", junk.to_str().unwrap()]));
     assert!(e.contains(junk.to_str().unwrap()), "{e}");
     assert!(!t.container_dir("b").exists());
 
     // a local file with a wrong --sha256
-    let e = t.fails(&[
-        "create",
-        "-n",
+    let e = t.fails(&cloud(
         "b",
-        "-t",
-        "cloud",
-        "-f",
         &cfg,
-        "--",
-        "--image",
-        img.to_str().unwrap(),
-        "--sha256",
-        &"0".repeat(64),
-    ]);
+        &[
+            "--image",
+            img.to_str().unwrap(),
+            "--sha256",
+            &"0".repeat(64),
+        ],
+    ));
     assert!(e.contains("SHA-256 mismatch"), "{e}");
     assert!(!t.container_dir("b").exists());
     assert_eq!(
@@ -688,43 +551,19 @@ fn cloud_bad_arguments_fail_naming_the_file_and_leave_no_container() {
     );
 }
 
-/// Serve one file at `/images/<name>` on 127.0.0.1 (HTTP/1.1, one request per connection).
+/// Serve one file at `/images/<name>` on 127.0.0.1; the URL and a count of its downloads.
 fn serve(file: &Path) -> (String, std::sync::Arc<std::sync::Mutex<u32>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     let body = std::fs::read(file).unwrap();
     let hits = std::sync::Arc::new(std::sync::Mutex::new(0u32));
     let h2 = hits.clone();
     let want = format!("/images/{name}");
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            if line.split_whitespace().nth(1) == Some(want.as_str()) {
-                *h2.lock().unwrap() += 1;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(&body);
-            } else {
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-            }
+    let port = http_server(move |path| {
+        if path == want {
+            *h2.lock().unwrap() += 1;
+            Reply::ok(body.clone())
+        } else {
+            Reply::not_found()
         }
     });
     (format!("http://127.0.0.1:{port}/images/{name}"), hits)
@@ -770,17 +609,15 @@ fn cloud_image_url_is_verified_cached_and_boots() {
     assert!(!t.cache.join("cloud").join(&wrong).exists());
 
     // the right hash: downloaded once, cached by hash, reused
-    t.ok(&[
-        "-q", "create", "-n", "u1", "-t", "cloud", "-f", &cfg, "--", "--image", &url, "--sha256",
-        &sha, "--hostid", "u1",
-    ]);
+    t.ok(&cloud(
+        "u1",
+        &cfg,
+        &["--image", &url, "--sha256", &sha, "--hostid", "u1"],
+    ));
     let cached = t.cache.join("cloud").join(&sha).join("image.tar.xz");
     assert_eq!(sha256_hex(&cached), sha);
     let n = *hits.lock().unwrap();
-    t.ok(&[
-        "-q", "create", "-n", "u2", "-t", "cloud", "-f", &cfg, "--", "--image", &url, "--sha256",
-        &sha,
-    ]);
+    t.ok(&cloud("u2", &cfg, &["--image", &url, "--sha256", &sha]));
     assert_eq!(*hits.lock().unwrap(), n, "the second create uses the cache");
     assert_eq!(
         std::fs::read_to_string(t.container_dir("u1").join(SEED).join("meta-data")).unwrap(),

@@ -7,19 +7,13 @@
 //! `LXRS_BIN` may name the binary to test (default: this package's `lxrs`).
 
 mod lifecycle_common;
+mod template_common;
 
-use lifecycle_common::{text, Env};
-use std::io::{BufRead, BufReader, Write};
+use lifecycle_common::text;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-fn bin() -> PathBuf {
-    std::env::var_os("LXRS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lxrs").into())
-}
+use template_common::{http_server, Reply, T};
 
 /// Debian's name of the host architecture (the template's default `--arch`).
 fn host_arch() -> &'static str {
@@ -32,46 +26,13 @@ fn host_arch() -> &'static str {
     }
 }
 
-fn run(env: &Env, cache: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("-P")
-        .arg(&env.lxcpath)
-        .args(args)
-        .env("LXRS_RUNDIR", &env.rundir)
-        .env("LXRS_CACHE_DIR", cache)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lxrs")
-}
-
 /// An HTTP server on 127.0.0.1 that answers every request with 404 and records the paths.
 fn empty_mirror() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let hits = Arc::new(Mutex::new(Vec::new()));
     let h2 = hits.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            h2.lock()
-                .unwrap()
-                .push(line.split_whitespace().nth(1).unwrap_or("/").to_string());
-            let _ = write!(
-                s,
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
+    let port = http_server(move |path| {
+        h2.lock().unwrap().push(path.to_string());
+        Reply::not_found()
     });
     (port, hits)
 }
@@ -98,25 +59,21 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn unreachable_mirror_fails_naming_it_and_leaves_nothing() {
-    let env = Env::new();
-    let cache = env.dir.path().join("cache");
+    let t = T::new();
+    let (env, cache) = (&t.env, &t.cache);
     let (port, hits) = empty_mirror();
     let mirror = format!("http://127.0.0.1:{port}/ubuntu");
-    let o = run(
-        &env,
-        &cache,
-        &[
-            "create",
-            "-n",
-            "u1",
-            "-t",
-            "ubuntu",
-            "--",
-            "--mirror",
-            &mirror,
-            "--no-check-gpg",
-        ],
-    );
+    let o = t.run(&[
+        "create",
+        "-n",
+        "u1",
+        "-t",
+        "ubuntu",
+        "--",
+        "--mirror",
+        &mirror,
+        "--no-check-gpg",
+    ]);
     let err = text(&o.stderr);
     assert!(!o.status.success(), "create succeeded: {}", text(&o.stdout));
     assert!(
@@ -131,7 +88,7 @@ fn unreachable_mirror_fails_naming_it_and_leaves_nothing() {
     );
     assert!(!env.lxcpath.join("u1").exists(), "no half container");
     let entry = cache.join(format!("ubuntu/noble/{}/default+nogpg", host_arch()));
-    let left: Vec<String> = tree(&cache)
+    let left: Vec<String> = tree(cache)
         .into_iter()
         .filter(|p| !p.ends_with(".lock"))
         .collect();
@@ -149,23 +106,19 @@ fn unreachable_mirror_fails_naming_it_and_leaves_nothing() {
         l.local_addr().unwrap().port()
     };
     let mirror = format!("http://127.0.0.1:{closed}/ubuntu");
-    let o = run(
-        &env,
-        &cache,
-        &[
-            "create",
-            "-n",
-            "u2",
-            "-t",
-            "ubuntu",
-            "--",
-            "--release",
-            "jammy",
-            "--mirror",
-            &mirror,
-            "--no-check-gpg",
-        ],
-    );
+    let o = t.run(&[
+        "create",
+        "-n",
+        "u2",
+        "-t",
+        "ubuntu",
+        "--",
+        "--release",
+        "jammy",
+        "--mirror",
+        &mirror,
+        "--no-check-gpg",
+    ]);
     let err = text(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -180,22 +133,18 @@ fn unreachable_mirror_fails_naming_it_and_leaves_nothing() {
 
 #[test]
 fn missing_keyring_is_refused_before_anything_is_created() {
-    let env = Env::new();
-    let cache = env.dir.path().join("cache");
-    let o = run(
-        &env,
-        &cache,
-        &[
-            "create",
-            "-n",
-            "u3",
-            "-t",
-            "ubuntu",
-            "--",
-            "--keyring",
-            "/nonexistent/ubuntu-archive-keyring.gpg",
-        ],
-    );
+    let t = T::new();
+    let (env, cache) = (&t.env, &t.cache);
+    let o = t.run(&[
+        "create",
+        "-n",
+        "u3",
+        "-t",
+        "ubuntu",
+        "--",
+        "--keyring",
+        "/nonexistent/ubuntu-archive-keyring.gpg",
+    ]);
     let err = text(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -209,21 +158,17 @@ fn missing_keyring_is_refused_before_anything_is_created() {
     );
     // i386 has no Ubuntu base system after bionic: refused up front too
     assert_eq!(host_arch(), "amd64", "the i386 case needs an amd64 host");
-    let o = run(
-        &env,
-        &cache,
-        &[
-            "create",
-            "-n",
-            "u4",
-            "-t",
-            "ubuntu",
-            "--",
-            "--arch",
-            "i386",
-            "--no-check-gpg",
-        ],
-    );
+    let o = t.run(&[
+        "create",
+        "-n",
+        "u4",
+        "-t",
+        "ubuntu",
+        "--",
+        "--arch",
+        "i386",
+        "--no-check-gpg",
+    ]);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("no i386 base system after bionic"),
