@@ -247,11 +247,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    crate::run(
-        Command::new(env!("CARGO"))
-            .current_dir(crate::root())
-            .args(["build", "--release", "-p", "lxrs-cli"]),
-    )?;
+    let bin = crate::build_release()?;
     crate::run(
         Command::new(env!("CARGO"))
             .current_dir(crate::root())
@@ -266,11 +262,6 @@ pub fn run(args: &[String]) -> Result<()> {
             ]),
     )
     .unwrap_or_else(|e| eprintln!("xtask: config parse bench: {e}"));
-    // where `cargo build` above put it (CARGO_TARGET_DIR honoured)
-    let bin = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| crate::root().join(d))
-        .unwrap_or_else(|| crate::root().join("target"))
-        .join("release/lxrs");
     let base = PathBuf::from(format!("/tmp/lxrs-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     let config = base.join("nonet.conf");

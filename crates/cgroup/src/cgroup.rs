@@ -94,6 +94,11 @@ impl Cgroup {
     ) -> Result<Cgroup> {
         let base = kind.base_name(container)?;
         let roots = roots(mounts, driver)?;
+        // The plain name is nearly always free: tried first, with no listing of the roots.
+        if let Some(cg) = try_create(mounts, driver, &roots, &base)? {
+            tracing::debug!(name = base, driver = %driver, "cgroup created");
+            return Ok(cg);
+        }
         // Names already taken in any root are skipped without a mkdir; a name taken meanwhile
         // still fails mkdir with EEXIST and the next one is tried.
         let mut taken = std::collections::HashSet::new();
@@ -108,12 +113,8 @@ impl Cgroup {
                 }
             }
         }
-        for n in 0..=MAX_SUFFIX {
-            let name = if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            };
+        for n in 1..=MAX_SUFFIX {
+            let name = format!("{base}-{n}");
             if taken.contains(&name) {
                 continue;
             }

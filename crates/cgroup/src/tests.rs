@@ -80,6 +80,13 @@ fn names_and_collisions_v1() {
     assert!(!f.root.join("cpu/lxrs.payload.web-1").exists());
     let m = Cgroup::create(&f.mounts, Driver::V1, Kind::Monitor, "web").unwrap();
     assert_eq!(m.name(), "lxrs.monitor.web");
+    // the plain name, tried first, taken in a later hierarchy only: undone, the next one used
+    fs::create_dir(f.root.join("pids/lxrs.payload.api")).unwrap();
+    let c = Cgroup::create(&f.mounts, Driver::V1, Kind::Payload, "api").unwrap();
+    assert_eq!(c.name(), "lxrs.payload.api-1");
+    assert!(!f.root.join("cpu/lxrs.payload.api").exists());
+    c.remove(Duration::from_millis(100)).unwrap();
+    fs::remove_dir(f.root.join("pids/lxrs.payload.api")).unwrap();
     // leftovers of `web`: not `web-x` nor `web-01`, nor another container's monitor
     fs::create_dir(f.root.join("cpu/lxrs.payload.web-x")).unwrap();
     fs::create_dir(f.root.join("cpu/lxrs.payload.web-01")).unwrap();

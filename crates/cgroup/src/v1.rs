@@ -1,5 +1,7 @@
 //! cgroup v1: one directory per mounted hierarchy.
 
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::devices::{DeviceRule, DeviceRules};
@@ -218,9 +220,28 @@ pub(crate) fn parse_v1_state(text: &str, path: &Path) -> Result<FreezerState> {
 
 impl DeviceFilter for V1Cgroup {
     fn set_devices(&mut self, rules: &DeviceRules) -> Result<()> {
-        self.devices_dir("devices.deny")?;
+        let dir = self.devices_dir("devices.deny")?.to_path_buf();
+        // One descriptor per file for the whole list: the kernel parses every write(2) as a
+        // rule of its own, and a fresh open of a cgroup file costs more than the write.
+        let mut open: Vec<(&str, std::fs::File)> = Vec::with_capacity(2);
         for (file, rule) in rules.v1_writes() {
-            self.write_device(file, &rule)?;
+            let path = dir.join(file);
+            tracing::debug!(path = %path.display(), rule, "device rule");
+            let failed = |source| Error::Setting {
+                key: file.to_string(),
+                value: rule.clone(),
+                path: path.clone(),
+                source,
+            };
+            let f = match open.iter().position(|(name, _)| *name == file) {
+                Some(i) => &mut open[i].1,
+                None => {
+                    let f = OpenOptions::new().write(true).open(&path).map_err(failed)?;
+                    open.push((file, f));
+                    &mut open.last_mut().expect("just pushed").1
+                }
+            };
+            f.write_all(rule.as_bytes()).map_err(failed)?;
         }
         self.rules = Some(rules.clone());
         Ok(())

@@ -56,6 +56,8 @@ struct Expander {
     nics: BTreeMap<u32, Option<String>>,
     legacy_last: Option<u32>,
     stack: Vec<PathBuf>,
+    /// Whether `stack[0]` (the top document) is canonical yet.
+    top_resolved: bool,
     /// Effective entries; `None` = removed by a later clear (compacted at the end).
     slots: Vec<Option<Entry>>,
     /// Key -> live slot positions, so clears and "last wins" are not linear scans.
@@ -70,11 +72,12 @@ pub fn expand(doc: &Document, opts: ExpandOptions) -> Expanded {
         nics: BTreeMap::new(),
         legacy_last: None,
         stack: Vec::new(),
+        top_resolved: false,
         slots: Vec::new(),
         by_key: HashMap::new(),
     };
-    let canon = std::fs::canonicalize(doc.path()).unwrap_or_else(|_| doc.path().to_path_buf());
-    x.stack.push(canon);
+    // Resolved only when an include needs comparing with it (most configs have none).
+    x.stack.push(doc.path().to_path_buf());
     x.doc(doc, 0);
     x.out.entries = x.slots.into_iter().flatten().collect();
     x.out
@@ -451,7 +454,12 @@ impl Expander {
     }
 
     fn include_file(&mut self, path: &Path, src: &Source, raw: &str, value: &str, depth: usize) {
-        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if !self.top_resolved {
+            self.stack[0] = canonical(&self.stack[0]);
+            self.top_resolved = true;
+        }
+        let canon = canonical(path);
         if self.stack.contains(&canon) {
             self.out.errors.push(ConfigError::IncludeDepth {
                 file: src.file.to_path_buf(),

@@ -176,9 +176,16 @@ pub fn info_in(rundir: &RunDir, lxcpath: &Path, name: &str, host: &mut dyn HostS
     match query(lxcpath, name) {
         Ok(Some(i)) => i,
         Ok(None) | Err(_) => {
-            if let Ok(Some(_lock)) = ContainerLock::try_acquire(&rundir.lock_path(lxcpath, name)) {
-                for e in cleanup_leftovers(rundir, lxcpath, name, host) {
-                    tracing::warn!("leftover cleanup of {name}: {e}");
+            // Only a dead monitor's state record means leftovers: without one (a container
+            // that stopped cleanly, the common case when listing) there is no lock to take.
+            let leftovers = rundir.record_path(lxcpath, name).exists();
+            if leftovers {
+                if let Ok(Some(_lock)) =
+                    ContainerLock::try_acquire(&rundir.lock_path(lxcpath, name))
+                {
+                    for e in cleanup_leftovers(rundir, lxcpath, name, host) {
+                        tracing::warn!("leftover cleanup of {name}: {e}");
+                    }
                 }
             }
             Info {

@@ -61,8 +61,25 @@ fn relative(lxcpath: &Path) -> PathBuf {
 /// One spelling per lxcpath: absolute, no `.`/`..`/duplicate or trailing slashes; symlinks
 /// resolved when the directory exists. Every name derived from an lxcpath goes through here so
 /// the CLI and the monitor agree.
+///
+/// The last answer is remembered for the rest of the process: a command derives several names
+/// (lock, state record, socket) from the lxcpath of every container it looks at, and resolving
+/// it anew costs a readlink per path component each time.
 pub fn normalize_lxcpath(p: &Path) -> PathBuf {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(PathBuf, PathBuf)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    if let Some(hit) = LAST.with_borrow(|l| {
+        l.as_ref()
+            .filter(|(given, _)| given == p)
+            .map(|(_, n)| n.clone())
+    }) {
+        return hit;
+    }
+    // Only a path that exists is remembered: one made later would resolve its symlinks then.
     if let Ok(c) = std::fs::canonicalize(p) {
+        LAST.with_borrow_mut(|l| *l = Some((p.to_path_buf(), c.clone())));
         return c;
     }
     let abs = if p.is_absolute() {
