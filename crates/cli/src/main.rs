@@ -81,6 +81,10 @@ fn main() {
     if let Some(code) = lxrs_runtime::monitor::run_if_monitor() {
         std::process::exit(code);
     }
+    // So is the monitor's helper that deletes host links at stop.
+    if let Some(code) = lxrs_runtime::network::run_if_link_deleter() {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     cli.globals.init_logging();
     let code = match run(cli) {

@@ -303,6 +303,44 @@ pub fn monitor_birth_cgroup() -> Option<std::os::fd::OwnedFd> {
     std::fs::File::open(dir).ok().map(Into::into)
 }
 
+/// Move this process out of the shared [`MONITOR_CGROUP`] into the root cgroup of each
+/// hierarchy where it is in it (a helper a monitor forked). Best effort.
+pub fn leave_monitor_cgroup() {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    let Ok(mounts) = CgroupMounts::host() else {
+        return;
+    };
+    let inside = |line: &str| line.trim_end().ends_with(&format!(":/{MONITOR_CGROUP}"));
+    for line in own.lines().filter(|l| inside(l)) {
+        let controllers = line.split(':').nth(1).unwrap_or("");
+        let root = if controllers.is_empty() {
+            mounts
+                .roots(Driver::V2)
+                .into_iter()
+                .next()
+                .map(|r| r.join("cgroup.procs"))
+        } else {
+            let wanted: Vec<&str> = controllers.split(',').collect();
+            mounts
+                .v1
+                .iter()
+                .find(|h| {
+                    wanted
+                        .iter()
+                        .all(|c| h.controllers.iter().any(|hc| hc == c))
+                })
+                .map(|h| h.mount.join("tasks"))
+        };
+        if let Some(file) = root {
+            if let Err(e) = std::fs::write(&file, "0") {
+                tracing::debug!("leaving {MONITOR_CGROUP} through {}: {e}", file.display());
+            }
+        }
+    }
+}
+
 /// Remove the shared [`MONITOR_CGROUP`] if no monitor is left in it. `exiting`: a monitor
 /// whose connection just closed (it leaves the cgroup a moment later; waited for, briefly).
 /// Called by the commands that see a monitor go (stop, the clean-up after a dead one); no

@@ -882,6 +882,13 @@ impl Teardown {
             Err(e) => return vec![e],
         };
         let t0 = std::time::Instant::now();
+        let spawned = match spawn_link_deleter(&links) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("network: no link deleter ({e}); leaving the links to the kernel");
+                false
+            }
+        };
         let left = wait_links_gone(host, &mut links, HOST_LINK_GONE_WAIT);
         let mut errors = Vec::new();
         for name in &left {
@@ -890,12 +897,85 @@ impl Teardown {
             }
         }
         tracing::debug!(
-            "network: host links gone in {:?} ({} deleted by us)",
+            "network: host links gone in {:?} (deleter {}, {} deleted by us)",
             t0.elapsed(),
+            if spawned { "spawned" } else { "none" },
             left.len()
         );
         errors
     }
+}
+
+/// argv[0] of the helper process that deletes host links ([`spawn_link_deleter`]).
+pub const DELETER_TITLE: &str = "[lxrs netdel]";
+
+/// Delete the host links `names` from a detached helper: this binary re-executed with the
+/// title [`DELETER_TITLE`] ([`run_if_link_deleter`]), double-forked (nobody reaps it but
+/// init), its descriptors closed.
+///
+/// A delete unlists the link at once, but the request only returns after the kernel's RCU
+/// barrier (about 20 ms here); so does moving it to another namespace. The helper waits for
+/// that instead of us: [`Teardown::finish`] only polls until the links are unlisted. Leaving
+/// them to the dead namespace's own clean-up instead is as slow back to back: the kernel
+/// cleans namespaces one batch at a time, each ending in an RCU barrier, so a stop right
+/// after a start waited 12-22 ms for the previous stop's clean-up.
+pub fn spawn_link_deleter(names: &[String]) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(DELETER_TITLE)
+        .args(names)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (close_range, setsid, fork, _exit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Nothing of the caller's (client connections above all: their EOF means "the
+            // monitor is gone") may live on in the helper.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            libc::setsid();
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => Ok(()),
+                _ => libc::_exit(0),
+            }
+        });
+    }
+    let mut child = cmd.spawn()?;
+    child.wait()?;
+    Ok(())
+}
+
+/// The link deleter's `main` ([`spawn_link_deleter`]) when this process is one: delete each
+/// link named in the arguments, then leave the shared monitor cgroup it was born in and remove
+/// that if no monitor is left in it (the stop that saw the last monitor go could not, with
+/// the helper inside). `None` for any other process.
+pub fn run_if_link_deleter() -> Option<i32> {
+    let mut args = std::env::args_os();
+    if args.next()? != DELETER_TITLE {
+        return None;
+    }
+    let mut code = 0;
+    match Netlink::new() {
+        Ok(mut host) => {
+            for name in args.filter_map(|a| a.into_string().ok()) {
+                if delete_host_link(&mut host, &name).is_err() {
+                    code = 1;
+                }
+            }
+        }
+        Err(_) => code = 1,
+    }
+    crate::cgroups::leave_monitor_cgroup();
+    crate::cgroups::prune_monitor_cgroup(None);
+    Some(code)
 }
 
 /// Poll (backing off from 200 µs to 5 ms) until none of `names` exists on the host or

@@ -57,7 +57,7 @@ fn timed(t: &Tool, prefix: &str, overlay: bool, reps: usize) -> Result<Vec<f64>>
         let n = format!("{prefix}{i}");
         let r = time_ms(&mut create(t, &n, overlay));
         let d = quiet(&mut t.destroy(&n));
-        v.push(r? / 1000.0);
+        v.push(r?);
         d?;
     }
     Ok(v)
@@ -103,13 +103,13 @@ pub fn rows(tools: &[Tool], args: &[String]) -> Result<Vec<Row>> {
             lxrs: dir,
             // the same LXC figure on both rows: LXC makes a Debian container only one way
             lxc: lxc_dir.as_ref().map(|s| super::Stats { ..*s }),
-            unit: "s",
+            unit: "ms",
         },
         Row {
             what: "create -t debian -B overlay (LXC: dir)".into(),
             lxrs: overlay,
             lxc: lxc_dir,
-            unit: "s",
+            unit: "ms",
         },
     ])
 }

@@ -226,6 +226,8 @@ struct Monitor {
     kill_at: Option<Instant>,
     /// When to give back the pages the last commands faulted in (quiet since then).
     trim_at: Option<Instant>,
+    /// The executable's own mappings, dropped again each time the last client leaves.
+    own_text: Option<trim::OwnText>,
     /// A halt or reboot signal sent while init showed no handler for it, to send again once
     /// it does (until the deadline), and when to look again.
     pending_signal: Option<(i32, Instant)>,
@@ -325,6 +327,7 @@ impl Monitor {
             record,
             kill_at: None,
             trim_at: None,
+            own_text: None,
             pending_signal: None,
             signal_retry_at: None,
         };
@@ -804,6 +807,13 @@ impl Monitor {
         }
         if self.starter == Some(c.id) {
             self.starter = None;
+        }
+        // No command left: give back the code serving it faulted in, at once (the next one
+        // faults back what it needs). Not while the container starts.
+        if self.clients.is_empty() && matches!(self.state, State::Running | State::Frozen) {
+            self.own_text
+                .get_or_insert_with(trim::OwnText::find)
+                .release();
         }
     }
 

@@ -20,6 +20,15 @@ pub struct Droppable {
 /// The mappings of an smaps text that are file-backed, not writable, private and hold no
 /// anonymous page.
 pub fn droppable(smaps: &str) -> Vec<Droppable> {
+    droppable_where(smaps, |_| true)
+}
+
+/// [`droppable`], of the file `path` only.
+pub fn droppable_of(smaps: &str, path: &str) -> Vec<Droppable> {
+    droppable_where(smaps, |p| p == path)
+}
+
+fn droppable_where(smaps: &str, wanted: impl Fn(&str) -> bool) -> Vec<Droppable> {
     let mut out = Vec::new();
     // (mapping, candidate by its header, proven clean by an "Anonymous: 0 kB" line)
     let mut cur: Option<(Droppable, bool, bool)> = None;
@@ -42,7 +51,10 @@ pub fn droppable(smaps: &str) -> Vec<Droppable> {
                 let _dev = f.next();
                 let inode = f.next().and_then(|i| i.parse::<u64>().ok()).unwrap_or(0);
                 let path = f.next().unwrap_or("");
-                let ok = inode != 0 && path.starts_with('/') && matches!(perms, "r-xp" | "r--p");
+                let ok = inode != 0
+                    && path.starts_with('/')
+                    && matches!(perms, "r-xp" | "r--p")
+                    && wanted(path);
                 cur = Some((Droppable { start, end }, ok, false));
                 continue;
             }
@@ -78,6 +90,48 @@ pub fn release_startup_pages() -> usize {
         }
     }
     bytes
+}
+
+/// The droppable mappings of this process's own executable, found once. An executable's
+/// segments stay mapped, unchanged, for the life of the process, so they can be dropped again
+/// after every command without reading smaps anew: serving a command faults in code from all
+/// over the binary, each fault mapping 64 KiB around it (a single `freeze` took the monitor
+/// from 0.7 to 2.7 MiB), and dropping it again costs the next command about 26 page faults
+/// (0.1-0.2 ms here).
+#[derive(Debug, Default)]
+pub struct OwnText(Vec<Droppable>);
+
+impl OwnText {
+    pub fn find() -> OwnText {
+        let exe = match std::fs::read_link("/proc/self/exe") {
+            Ok(p) => p.to_string_lossy().into_owned(),
+            Err(_) => return OwnText::default(),
+        };
+        // smaps names the file by its first word only when it was replaced meanwhile.
+        let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+        match std::fs::read_to_string("/proc/self/smaps") {
+            Ok(smaps) => OwnText(droppable_of(&smaps, exe)),
+            Err(_) => OwnText::default(),
+        }
+    }
+
+    /// Drop the page-table entries of these mappings; how many bytes were advised.
+    pub fn release(&self) -> usize {
+        let mut bytes = 0;
+        for d in &self.0 {
+            let len = d.end - d.start;
+            // SAFETY: one whole mapping of this process's executable that was private,
+            // read-only, file-backed and without anonymous pages when found; the executable's
+            // segments are never unmapped, remapped or written while it runs. MADV_DONTNEED
+            // only removes page-table entries; the next access reads the same file pages.
+            let r =
+                unsafe { libc::madvise(d.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            if r == 0 {
+                bytes += len;
+            }
+        }
+        bytes
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +182,36 @@ Anonymous:             0 kB
             ],
             "RELRO with anonymous pages, writable, shared and [vdso] mappings are kept"
         );
+    }
+
+    #[test]
+    fn of_one_file_only() {
+        let d = droppable_of(SMAPS, "/usr/local/bin/lxrs");
+        assert_eq!(
+            d,
+            vec![
+                Droppable {
+                    start: 0x55d0a0000000,
+                    end: 0x55d0a0100000
+                },
+                Droppable {
+                    start: 0x55d0a0100000,
+                    end: 0x55d0a0500000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn own_text_is_found_and_dropped_with_the_process_working() {
+        let t = OwnText::find();
+        assert!(
+            t.release() > 0,
+            "this test binary maps its own text read-only"
+        );
+        let v: Vec<String> = (0..100).map(|i| format!("{i:x}")).collect();
+        assert_eq!(v[42], "2a");
+        assert!(t.release() > 0, "and again");
     }
 
     #[test]
