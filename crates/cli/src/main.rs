@@ -77,12 +77,13 @@ enum Cmd {
 }
 
 fn main() {
-    // The monitor is this same binary re-executed; it never reaches argument parsing.
-    if let Some(code) = lxrs_runtime::monitor::run_if_monitor() {
+    // The monitor and its helper that deletes host links at stop are this same binary
+    // re-executed; they never reach argument parsing. The helper's check comes first: it also
+    // tells the monitor that this binary can be re-executed as the helper.
+    if let Some(code) = lxrs_runtime::network::run_if_link_deleter() {
         std::process::exit(code);
     }
-    // So is the monitor's helper that deletes host links at stop.
-    if let Some(code) = lxrs_runtime::network::run_if_link_deleter() {
+    if let Some(code) = lxrs_runtime::monitor::run_if_monitor() {
         std::process::exit(code);
     }
     let cli = Cli::parse();

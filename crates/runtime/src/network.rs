@@ -882,13 +882,14 @@ impl Teardown {
             Err(e) => return vec![e],
         };
         let t0 = std::time::Instant::now();
-        let spawned = match spawn_link_deleter(&links) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!("network: no link deleter ({e}); leaving the links to the kernel");
-                false
-            }
-        };
+        let spawned = DELETER_WIRED.load(std::sync::atomic::Ordering::Relaxed)
+            && match spawn_link_deleter(&links) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("network: no link deleter ({e}); the kernel removes them");
+                    false
+                }
+            };
         let left = wait_links_gone(host, &mut links, HOST_LINK_GONE_WAIT);
         let mut errors = Vec::new();
         for name in &left {
@@ -908,6 +909,11 @@ impl Teardown {
 
 /// argv[0] of the helper process that deletes host links ([`spawn_link_deleter`]).
 pub const DELETER_TITLE: &str = "[lxrs netdel]";
+
+/// Whether this binary answers to [`DELETER_TITLE`] (its `main` called
+/// [`run_if_link_deleter`]); another program using this library (a test binary) is never
+/// re-executed as the deleter, and leaves host links to the kernel.
+static DELETER_WIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Delete the host links `names` from a detached helper: this binary re-executed with the
 /// title [`DELETER_TITLE`] ([`run_if_link_deleter`]), double-forked (nobody reaps it but
@@ -956,8 +962,10 @@ pub fn spawn_link_deleter(names: &[String]) -> std::io::Result<()> {
 /// The link deleter's `main` ([`spawn_link_deleter`]) when this process is one: delete each
 /// link named in the arguments, then leave the shared monitor cgroup it was born in and remove
 /// that if no monitor is left in it (the stop that saw the last monitor go could not, with
-/// the helper inside). `None` for any other process.
+/// the helper inside). `None` for any other process. Call it first thing in `main` (before
+/// the monitor's entry point: the monitor spawns the deleter).
 pub fn run_if_link_deleter() -> Option<i32> {
+    DELETER_WIRED.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut args = std::env::args_os();
     if args.next()? != DELETER_TITLE {
         return None;
