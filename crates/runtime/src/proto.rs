@@ -119,6 +119,10 @@ pub struct MonitorInit {
     /// Foreground start: hand the console to the starter together with the start result.
     #[serde(default)]
     pub attach_console: bool,
+    /// The container's network namespace, made by the starter, rides along with this message
+    /// (SCM_RIGHTS): the monitor clones init into it instead of having `clone` make one.
+    #[serde(default)]
+    pub netns: bool,
 }
 
 pub fn encode_request(req: &Request) -> Vec<u8> {

@@ -27,6 +27,7 @@ use crate::record::{self, StateRecord};
 use crate::ringbuf::RingBuffer;
 use crate::spec::StartSpec;
 use crate::state::State;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::Write;
@@ -130,6 +131,7 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
     };
     init_logging(&init);
     tracing::debug!("monitor up, start request read");
+    let netns = if init.netns { starter.take_fd() } else { None };
     let mut m = match Monitor::new(init, starter, host, entry) {
         Ok(m) => m,
         Err((starter, msg)) => {
@@ -138,6 +140,7 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
             return 1;
         }
     };
+    m.netns = netns;
     let code = m.run();
     tracing::info!("monitor exiting with {code}");
     // Keep every descriptor open until the process really exits: clients take EOF on their
@@ -224,6 +227,8 @@ struct Monitor {
     items: Vec<CleanupItem>,
     record: StateRecord,
     kill_at: Option<Instant>,
+    /// The network namespace the starter made for the first start ([`MonitorInit::netns`]).
+    netns: Option<OwnedFd>,
     /// When to give back the pages the last commands faulted in (quiet since then).
     trim_at: Option<Instant>,
     /// The executable's own mappings, dropped again each time the last client leaves.
@@ -328,6 +333,7 @@ impl Monitor {
             kill_at: None,
             trim_at: None,
             own_text: None,
+            netns: None,
             pending_signal: None,
             signal_retry_at: None,
         };
@@ -405,7 +411,21 @@ impl Monitor {
             console,
             ttys,
         };
-        let flags = (self.entry.clone_flags)(&self.spec).bits() as libc::c_long;
+        let mut flags = (self.entry.clone_flags)(&self.spec);
+        // A network namespace made ahead by the starter (first start only): the child is
+        // cloned with the monitor inside it, then the monitor goes back.
+        let ahead = match self.netns.take() {
+            Some(ns) if flags.contains(CloneFlags::CLONE_NEWNET) => {
+                let home = std::fs::File::open("/proc/self/ns/net")
+                    .map_err(|e| format!("open /proc/self/ns/net: {e}"))?;
+                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("enter the network namespace made ahead: {e}"))?;
+                flags.remove(CloneFlags::CLONE_NEWNET);
+                Some(home)
+            }
+            _ => None,
+        };
+        let flags = flags.bits() as libc::c_long;
         // A cgroup2 directory made before the child exists, for it to be born in.
         let mut created = Vec::new();
         let into = self.host.before_clone(&self.spec, &mut created);
@@ -426,7 +446,18 @@ impl Monitor {
             },
             None => crate::syscall::plain_clone(flags),
         }
-        .map_err(|e| format!("clone: {e}"))?;
+        .map_err(|e| format!("clone: {e}"));
+        if let (Some(home), Ok(p)) = (&ahead, &pid) {
+            if *p != 0 {
+                // Every later netlink call of the monitor acts on the host: not coming back
+                // is not recoverable.
+                if let Err(e) = nix::sched::setns(home, CloneFlags::CLONE_NEWNET) {
+                    kill_pid(*p as i32);
+                    panic!("cannot return to the host network namespace: {e}");
+                }
+            }
+        }
+        let pid = pid?;
         drop(into);
         if pid == 0 {
             // Child: drop the monitor's ends so a dead monitor means EOF to the child.
