@@ -96,6 +96,19 @@ fn walkthrough_three_interfaces_and_phys_comes_back() {
             assert_eq!(v.name.len(), 10, "vethXXXXXX: {}", v.name);
         }
         drop(ct);
+        // init's namespace was made ahead by the starter and init cloned into it: init is in
+        // a namespace of its own, the monitor (which entered it for the clone) back in ours.
+        let ns_of = |pid: i32| lxrs_netns::NetNs::open(format!("/proc/{pid}/ns/net")).unwrap();
+        let mon = env.monitors("w1");
+        assert_eq!(mon.len(), 1);
+        assert!(
+            ns_of(mon[0]).same_as(&env.host).unwrap(),
+            "monitor in the host namespace"
+        );
+        assert!(
+            !ns_of(init).same_as(&env.host).unwrap(),
+            "init in a namespace of its own"
+        );
 
         if round == 0 {
             // Clean stop: phys back under its name, veths gone, pin gone.
