@@ -76,14 +76,24 @@ pub fn release_startup_pages() -> usize {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return 0;
     };
+    // SAFETY: the ranges were checked in smaps just above, and nothing maps or writes memory
+    // in between (the monitor is single-threaded).
+    unsafe { drop_page_tables(&droppable(&smaps)) }
+}
+
+/// `MADV_DONTNEED` over each range; how many bytes were advised.
+///
+/// # Safety
+/// Every range must be one whole mapping of this process that is private, read-only,
+/// file-backed and without anonymous pages ([`droppable`]).
+unsafe fn drop_page_tables(ranges: &[Droppable]) -> usize {
     let mut bytes = 0;
-    for d in droppable(&smaps) {
+    for d in ranges {
         let len = d.end - d.start;
-        // SAFETY: the range is one whole mapping of this process that is private, read-only,
-        // file-backed and has no anonymous page (checked in smaps just above, and nothing
-        // maps or writes memory in between: the monitor is single-threaded). MADV_DONTNEED
-        // only removes its page-table entries; the next access reads the same file pages
-        // back, so no content changes.
+        // SAFETY: per this function's contract, the range is a whole private, read-only,
+        // file-backed mapping without anonymous pages. MADV_DONTNEED only removes its
+        // page-table entries; the next access reads the same file pages back, so no content
+        // changes.
         let r = unsafe { libc::madvise(d.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
         if r == 0 {
             bytes += len;
@@ -117,20 +127,9 @@ impl OwnText {
 
     /// Drop the page-table entries of these mappings; how many bytes were advised.
     pub fn release(&self) -> usize {
-        let mut bytes = 0;
-        for d in &self.0 {
-            let len = d.end - d.start;
-            // SAFETY: one whole mapping of this process's executable that was private,
-            // read-only, file-backed and without anonymous pages when found; the executable's
-            // segments are never unmapped, remapped or written while it runs. MADV_DONTNEED
-            // only removes page-table entries; the next access reads the same file pages.
-            let r =
-                unsafe { libc::madvise(d.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-            if r == 0 {
-                bytes += len;
-            }
-        }
-        bytes
+        // SAFETY: found droppable; an executable's segments are never unmapped, remapped or
+        // written while it runs, so they still are.
+        unsafe { drop_page_tables(&self.0) }
     }
 }
 
@@ -186,19 +185,10 @@ Anonymous:             0 kB
 
     #[test]
     fn of_one_file_only() {
-        let d = droppable_of(SMAPS, "/usr/local/bin/lxrs");
+        // lxrs's two clean read-only mappings, not libc's
         assert_eq!(
-            d,
-            vec![
-                Droppable {
-                    start: 0x55d0a0000000,
-                    end: 0x55d0a0100000
-                },
-                Droppable {
-                    start: 0x55d0a0100000,
-                    end: 0x55d0a0500000
-                },
-            ]
+            droppable_of(SMAPS, "/usr/local/bin/lxrs"),
+            droppable(SMAPS)[..2]
         );
     }
 
