@@ -322,15 +322,11 @@ pub fn leave_monitor_cgroup() {
                 .next()
                 .map(|r| r.join("cgroup.procs"))
         } else {
-            let wanted: Vec<&str> = controllers.split(',').collect();
-            mounts
-                .v1
-                .iter()
-                .find(|h| {
-                    wanted
-                        .iter()
-                        .all(|c| h.controllers.iter().any(|hc| hc == c))
-                })
+            // Any one of the line's controllers (or its name=) names the hierarchy.
+            controllers
+                .split(',')
+                .next()
+                .and_then(|c| mounts.v1_hierarchy(c))
                 .map(|h| h.mount.join("tasks"))
         };
         if let Some(file) = root {
