@@ -64,10 +64,14 @@ impl Globals {
         }
     }
 
-    /// The lxcpath in force.
+    /// The lxcpath in force, absolute: a relative `-P` is taken from the current directory
+    /// here, once, and means the same to the monitor (which runs in `/`) and to every path
+    /// derived from it (`paths::normalize_lxcpath`, remembered for the process).
     pub fn lxcpath(&self) -> PathBuf {
-        self.lxcpath
+        let p = self
+            .lxcpath
             .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_LXCPATH))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LXCPATH));
+        lxrs_runtime::paths::normalize_lxcpath(&p)
     }
 }

@@ -327,3 +327,46 @@ fn sigterm_to_the_monitor_halts_the_container() {
     assert_eq!(env.state("st"), State::Stopped);
     assert!(!env.record_path("st").exists());
 }
+
+/// The monitor normally is a fork of `lxrs start` that writes its title over the process's
+/// argument strings. When they (and the environment after them) are too short for the title,
+/// `start` executes the monitor instead: the title and the container are the same.
+#[test]
+fn monitor_title_without_room_in_the_arguments() {
+    let mut env = Env::new();
+    // A long lxcpath makes a long title; `-P .`, a short program name, a relative spec path
+    // and an almost empty environment leave little room.
+    let long = env.dir.path().join("l".repeat(120));
+    std::fs::create_dir_all(&long).unwrap();
+    env.lxcpath = std::fs::canonicalize(&long).unwrap();
+    env.container("c1", &inittab("boot-marker-c1"), &["/sbin/init"]);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_lxrs"), env.lxcpath.join("x")).unwrap();
+    let out = std::process::Command::new("env")
+        .current_dir(&env.lxcpath)
+        .arg("-i")
+        .arg(format!("LXRS_RUNDIR={}", env.rundir.display()))
+        .args(["./x", "-P", ".", "start", "-n", "c1", "-d"])
+        .args(["--spec-json", "c1/spec.json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "start failed: {}", text(&out.stderr));
+    let info = env.info("c1");
+    assert_eq!(info.state, State::Running);
+    let monitor = info.monitor_pid.expect("monitor pid");
+    assert_eq!(env.monitors("c1"), vec![monitor]);
+    let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
+    assert_eq!(text(&cmdline), format!("{}\0", env.monitor_title("c1")));
+    // It was executed: its environment area is the one exec gave it, which names the
+    // start socket (a forked monitor's holds the end of its title instead).
+    let environ = std::fs::read(format!("/proc/{monitor}/environ")).unwrap();
+    assert!(
+        text(&environ).contains("_LXRS_MONITOR_FD="),
+        "{}",
+        text(&environ)
+    );
+    let out = env.run(&["stop", "-n", "c1", "-k"]);
+    assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
+    env.wait_for("the monitor to exit", 5, || !alive(monitor));
+    assert_eq!(env.state("c1"), State::Stopped);
+}

@@ -465,17 +465,16 @@ impl ContainerCgroups {
         created: &mut Vec<CleanupItem>,
         opts: &PrepareOptions,
     ) -> Result<ContainerCgroups, CgroupError> {
-        let plan = Plan::new(spec, opts)?;
-        Self::prepare_planned(spec, child_pid, plan, None, created)
+        let cgs = Self::create(spec, Plan::new(spec, opts)?, created)?;
+        cgs.place(child_pid)?;
+        Ok(cgs)
     }
 
-    /// [`ContainerCgroups::prepare`] with the plan made and, on v2, the payload cgroup made
-    /// before the clone (`early`, the child was cloned into it, or was meant to be).
-    fn prepare_planned(
+    /// Make the payload cgroup of a planned start, with its limits and device filter: all of
+    /// it before the child exists.
+    fn create(
         spec: &StartSpec,
-        child_pid: i32,
         plan: Plan,
-        early: Option<Cgroup>,
         created: &mut Vec<CleanupItem>,
     ) -> Result<ContainerCgroups, CgroupError> {
         let Plan {
@@ -483,15 +482,9 @@ impl ContainerCgroups {
             driver,
             settings,
         } = plan;
-        let mut payload = match early {
-            Some(cg) => cg,
-            None => {
-                let cg = Cgroup::create(&mounts, driver, Kind::Payload, &spec.name)
-                    .map_err(cg_err("creating the container cgroup"))?;
-                created.push(CgroupRecord::of(&cg, Kind::Payload).item());
-                cg
-            }
-        };
+        let mut payload = Cgroup::create(&mounts, driver, Kind::Payload, &spec.name)
+            .map_err(cg_err("creating the container cgroup"))?;
+        created.push(CgroupRecord::of(&payload, Kind::Payload).item());
         payload
             .apply_limits(&settings.limits)
             .map_err(cg_err(format!(
@@ -499,17 +492,6 @@ impl ContainerCgroups {
                 spec.config_path.display(),
                 payload.name()
             )))?;
-        // Where the kernel lets the child move itself in without waiting for an RCU grace
-        // period (v1 `tasks`), it does so on its release ([`HostSetup::child_joins`]). On v2
-        // it was cloned into its cgroup; only a kernel without CLONE_INTO_CGROUP leaves it
-        // to be moved here.
-        let child_joins = payload.self_join_files().unwrap_or_default();
-        if child_joins.is_empty() && !in_v2_cgroup(child_pid, &payload) {
-            payload.add_pid(child_pid).map_err(cg_err(format!(
-                "placing init {child_pid} into {}",
-                payload.name()
-            )))?;
-        }
         payload
             .set_devices(&settings.devices)
             .map_err(cg_err(format!(
@@ -517,6 +499,10 @@ impl ContainerCgroups {
                 spec.config_path.display(),
                 payload.name()
             )))?;
+        // Where the kernel lets the child move itself in without waiting for an RCU grace
+        // period (v1 `tasks`), it does so on its release ([`HostSetup::child_joins`]). On v2
+        // it is cloned into its cgroup.
+        let child_joins = payload.self_join_files().unwrap_or_default();
         tracing::debug!(driver = %driver, payload = payload.name(), "cgroups prepared");
         Ok(ContainerCgroups {
             mounts,
@@ -524,6 +510,18 @@ impl ContainerCgroups {
             payload,
             child_joins,
         })
+    }
+
+    /// Put the cloned child in the payload cgroup when neither its clone (v2) nor itself
+    /// (v1, [`ContainerCgroups::child_joins`]) does: a kernel without `CLONE_INTO_CGROUP`.
+    fn place(&self, child_pid: i32) -> Result<(), CgroupError> {
+        if self.child_joins.is_empty() && !in_v2_cgroup(child_pid, &self.payload) {
+            self.payload.add_pid(child_pid).map_err(cg_err(format!(
+                "placing init {child_pid} into {}",
+                self.payload.name()
+            )))?;
+        }
+        Ok(())
     }
 
     /// Move the monitor `pid` into the shared [`MONITOR_CGROUP`] (made when missing), out of
@@ -631,9 +629,6 @@ pub struct WithCgroups<H: HostSetup> {
     pub inner: H,
     pub opts: PrepareOptions,
     live: Option<ContainerCgroups>,
-    /// Between [`HostSetup::before_clone`] and [`HostSetup::prepare`]: the plan, and the v2
-    /// payload cgroup the child is cloned into.
-    early: Option<(Plan, Option<Cgroup>)>,
 }
 
 impl<H: HostSetup> WithCgroups<H> {
@@ -646,7 +641,6 @@ impl<H: HostSetup> WithCgroups<H> {
             inner,
             opts,
             live: None,
-            early: None,
         }
     }
 
@@ -657,28 +651,29 @@ impl<H: HostSetup> WithCgroups<H> {
 }
 
 impl<H: HostSetup> HostSetup for WithCgroups<H> {
+    /// The cgroups are made, limited and filtered before the clone: the monitor does that
+    /// while the starter makes the network namespace, and the child finds them ready. On v2
+    /// the child is cloned into its cgroup (`CLONE_INTO_CGROUP`): nothing to migrate.
     fn before_clone(
         &mut self,
         spec: &StartSpec,
         created: &mut Vec<CleanupItem>,
     ) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
         let plan = Plan::new(spec, &self.opts)?;
-        if plan.driver != Driver::V2 {
-            self.early = Some((plan, None));
-            return self.inner.before_clone(spec, created);
-        }
-        // The child is cloned into its cgroup (CLONE_INTO_CGROUP): nothing to migrate.
-        let cg = Cgroup::create(&plan.mounts, Driver::V2, Kind::Payload, &spec.name)
-            .map_err(cg_err("creating the container cgroup"))?;
-        created.push(CgroupRecord::of(&cg, Kind::Payload).item());
-        let dir = cg.paths().first().cloned().unwrap_or_default();
-        let fd = std::fs::File::open(&dir).map_err(|source| HostError::Io {
-            op: "open the container cgroup",
-            path: dir,
-            source,
-        })?;
-        self.early = Some((plan, Some(cg)));
-        Ok(Some(fd.into()))
+        let cgs = ContainerCgroups::create(spec, plan, created)?;
+        let into = match (&cgs.payload, cgs.payload.paths().first()) {
+            (Cgroup::V2(_), Some(dir)) => Some(std::fs::File::open(dir).map(Into::into).map_err(
+                |source| HostError::Io {
+                    op: "open the container cgroup",
+                    path: dir.clone(),
+                    source,
+                },
+            )?),
+            _ => None,
+        };
+        self.live = Some(cgs);
+        let inner = self.inner.before_clone(spec, created)?;
+        Ok(into.or(inner))
     }
 
     fn prepare(
@@ -687,13 +682,14 @@ impl<H: HostSetup> HostSetup for WithCgroups<H> {
         child_pid: i32,
         created: &mut Vec<CleanupItem>,
     ) -> Result<(), HostError> {
-        let cgs = match self.early.take() {
-            Some((plan, early)) => {
-                ContainerCgroups::prepare_planned(spec, child_pid, plan, early, created)?
+        match &self.live {
+            Some(cgs) => cgs.place(child_pid)?,
+            None => {
+                self.live = Some(ContainerCgroups::prepare(
+                    spec, child_pid, created, &self.opts,
+                )?)
             }
-            None => ContainerCgroups::prepare(spec, child_pid, created, &self.opts)?,
-        };
-        self.live = Some(cgs);
+        }
         self.inner.prepare(spec, child_pid, created)
     }
 

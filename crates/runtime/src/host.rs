@@ -82,8 +82,9 @@ pub trait HostSetup {
         Vec::new()
     }
 
-    /// Host-side work that can wait until init runs (the start result is already sent): e.g.
-    /// moving the monitor into its own cgroup. Failures are logged, not fatal.
+    /// Host-side work that can wait until init runs (the monitor runs it a moment after the
+    /// start result is sent, while the container still runs): e.g. moving the monitor into
+    /// its own cgroup. Failures are logged, not fatal.
     fn after_running(
         &mut self,
         _spec: &StartSpec,

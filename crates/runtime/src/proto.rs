@@ -119,11 +119,18 @@ pub struct MonitorInit {
     /// Foreground start: hand the console to the starter together with the start result.
     #[serde(default)]
     pub attach_console: bool,
-    /// The container's network namespace, made by the starter, rides along with this message
-    /// (SCM_RIGHTS): the monitor clones init into it instead of having `clone` make one.
+    /// A line follows from the starter before the clone: [`NETNS_AHEAD`] with the
+    /// container's network namespace (SCM_RIGHTS), which the starter makes while the monitor
+    /// sets up, or [`NO_NETNS_AHEAD`]. The monitor clones init into the one it gets instead of
+    /// having `clone` make one.
     #[serde(default)]
     pub netns: bool,
 }
+
+/// The line that carries a network namespace made ahead ([`MonitorInit::netns`]).
+pub const NETNS_AHEAD: &[u8] = b"netns";
+/// The line that says the starter made none.
+pub const NO_NETNS_AHEAD: &[u8] = b"none";
 
 pub fn encode_request(req: &Request) -> Vec<u8> {
     let mut v = serde_json::to_vec(&RequestLine {
@@ -197,39 +204,7 @@ impl Conn {
 
     /// Send all of `data`; `pass` rides along with the first byte as SCM_RIGHTS.
     pub fn send(&self, data: &[u8], pass: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
-        let mut off = 0;
-        let mut first = true;
-        while off < data.len() {
-            let raw_fds;
-            let cmsgs: &[ControlMessage] = match (first, pass) {
-                (true, Some(fd)) => {
-                    raw_fds = [fd.as_raw_fd()];
-                    &[ControlMessage::ScmRights(&raw_fds)]
-                }
-                _ => &[],
-            };
-            match sendmsg::<()>(
-                self.fd.as_raw_fd(),
-                &[IoSlice::new(&data[off..])],
-                cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Ok(n) => {
-                    off += n;
-                    first = false;
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::EAGAIN) => {
-                    // A peer that does not read for a second is dropped, never waited on.
-                    if !wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, Some(1000))? {
-                        return Err(std::io::ErrorKind::TimedOut.into());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        send_on(self.fd(), data, pass)
     }
 
     /// One `recvmsg` (blocking unless `dontwait`) into the buffer. Returns bytes read; 0 = EOF.
@@ -336,6 +311,47 @@ impl Conn {
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()
     }
+}
+
+/// [`Conn::send`] on any connected stream socket.
+pub fn send_on(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    pass: Option<BorrowedFd<'_>>,
+) -> std::io::Result<()> {
+    let mut off = 0;
+    let mut first = true;
+    while off < data.len() {
+        let raw_fds;
+        let cmsgs: &[ControlMessage] = match (first, pass) {
+            (true, Some(fd)) => {
+                raw_fds = [fd.as_raw_fd()];
+                &[ControlMessage::ScmRights(&raw_fds)]
+            }
+            _ => &[],
+        };
+        match sendmsg::<()>(
+            fd.as_raw_fd(),
+            &[IoSlice::new(&data[off..])],
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => {
+                off += n;
+                first = false;
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                // A peer that does not read for a second is dropped, never waited on.
+                if !wait_fd(fd.as_raw_fd(), libc::POLLOUT, Some(1000))? {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn ms_until(deadline: Option<Instant>) -> Option<u64> {

@@ -1,14 +1,18 @@
 //! The per-container monitor process.
 //!
-//! `lxrs start` re-executes its own binary with `argv = ["[lxrs monitor] <lxcpath> <name>"]`,
-//! detached (double fork, setsid, stdio on /dev/null), and hands it one end of a socketpair in
-//! `_LXRS_MONITOR_FD`. The starter sends a [`MonitorInit`] line; the monitor answers with the
-//! start result on the same connection (which then behaves as a command-socket client).
+//! `lxrs start` forks it (`lifecycle::spawn_monitor`: double fork, setsid, stdio on
+//! /dev/null, every other descriptor closed; [`run_forked`] writes the title
+//! `[lxrs monitor] <lxcpath> <name>` over the argument strings), or, when it cannot fork one
+//! ([`ForkLayout`]), re-executes its own binary with that title as `argv[0]`
+//! ([`run_if_monitor`]), which reads a [`MonitorInit`] line from the socketpair end in
+//! `_LXRS_MONITOR_FD`. Either way the monitor answers with the start result on that
+//! connection (which then behaves as a command-socket client).
 //!
 //! The monitor is single-threaded: one `poll` loop over the command socket, a signalfd
 //! (SIGCHLD, SIGTERM), the child's error pipe, the console pty master and the clients. It:
 //! 1. binds `@lxrs<lxcpath>/<name>/command` (state STARTING), allocates the console and tty ptys;
-//! 2. clones the child with `child::clone_flags` (fork semantics) which runs `child::run`;
+//! 2. runs [`HostSetup::before_clone`] (the cgroups), takes the network namespace the starter
+//!    made, clones the child with `child::clone_flags` (fork semantics) which runs `child::run`;
 //! 3. runs the host-side seam ([`HostSetup::prepare`]), records what it created, writes the sync
 //!    byte;
 //! 4. waits for the error pipe: EOF without a message = init exec'd (RUNNING, reported to the
@@ -45,6 +49,11 @@ const SIGNAL_RETRY: Duration = Duration::from_millis(20);
 const SIGNAL_WATCH: Duration = Duration::from_secs(30);
 /// Quiet time after the last command before the monitor drops its code pages again.
 const TRIM_AFTER_QUIET: Duration = Duration::from_secs(2);
+/// How long after RUNNING the monitor leaves the caller's cgroups and gives back its start-up
+/// pages ([`Monitor::settle`]).
+const SETTLE_AFTER: Duration = Duration::from_millis(30);
+/// How long after the last client left the monitor drops its executable's pages again.
+const TEXT_TRIM_AFTER: Duration = Duration::from_millis(20);
 /// After SIGTERM to the monitor: halt signal first, kill after this long.
 const SIGTERM_GRACE: Duration = Duration::from_secs(10);
 
@@ -129,9 +138,40 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
         },
         _ => return 1,
     };
-    init_logging(&init);
+    if let Some(d) = log_dispatch(&init) {
+        let _ = tracing::dispatcher::set_global_default(d);
+    }
+    serve(init, starter, host, entry)
+}
+
+/// The monitor as a fork of the starter, without an exec (see [`ForkLayout`]): the start
+/// request is already in memory. The caller has daemonized this process (session, second
+/// fork, stdio on `/dev/null`, only `fd` left open). Never returns.
+pub(crate) fn run_forked(init: MonitorInit, fd: OwnedFd, title: &str) -> ! {
+    set_title(title);
+    set_comm("lxrs-monitor");
+    // The starter's global subscriber (if any) writes to what is now /dev/null: this thread
+    // (the only one) logs where the container's log settings say, or nowhere.
+    let dispatch = log_dispatch(&init).unwrap_or_else(tracing::Dispatch::none);
+    std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+    // Never unwind into the starter's frames below us.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve(
+            init,
+            Conn::new(fd),
+            crate::host::default_host_setup(),
+            ChildEntry::real(),
+        )
+    }))
+    .unwrap_or(101);
+    // SAFETY: _exit ends the process without running the starter's atexit handlers or
+    // flushing its stdio buffers (ours go to /dev/null).
+    unsafe { libc::_exit(code) }
+}
+
+fn serve(init: MonitorInit, starter: Conn, host: Box<dyn HostSetup>, entry: ChildEntry) -> i32 {
     tracing::debug!("monitor up, start request read");
-    let netns = if init.netns { starter.take_fd() } else { None };
+    let netns_pending = init.netns;
     let mut m = match Monitor::new(init, starter, host, entry) {
         Ok(m) => m,
         Err((starter, msg)) => {
@@ -140,7 +180,7 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
             return 1;
         }
     };
-    m.netns = netns;
+    m.netns_pending = netns_pending;
     let code = m.run();
     tracing::info!("monitor exiting with {code}");
     // Keep every descriptor open until the process really exits: clients take EOF on their
@@ -149,15 +189,107 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
     code
 }
 
+/// What a fork of this process needs to become a monitor without an exec: one thread (a fork
+/// of a multi-threaded process may only make async-signal-safe calls), and room for the
+/// monitor's title where `/proc/PID/cmdline` reads it (`/proc/self/stat` fields 20 and 48-51).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForkLayout {
+    pub threads: u64,
+    pub arg_start: usize,
+    pub arg_end: usize,
+    pub env_start: usize,
+    pub env_end: usize,
+}
+
+impl ForkLayout {
+    /// This process's layout; `None` if `/proc/self/stat` cannot be read or parsed.
+    pub fn current() -> Option<ForkLayout> {
+        ForkLayout::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    /// Parse a `/proc/PID/stat` line.
+    pub fn parse(stat: &str) -> Option<ForkLayout> {
+        // comm may contain spaces and parentheses: fields after the last ')' (field 3 on).
+        let rest = stat.get(stat.rfind(')')? + 1..)?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |field: usize| -> Option<u64> { f.get(field - 3)?.parse().ok() };
+        Some(ForkLayout {
+            threads: num(20)?,
+            arg_start: num(48)? as usize,
+            arg_end: num(49)? as usize,
+            env_start: num(50)? as usize,
+            env_end: num(51)? as usize,
+        })
+    }
+
+    /// Bytes a process title can take, its NUL included: the argument strings, and the
+    /// environment strings when they follow directly; at most one page, what the kernel reads
+    /// of a title that does not end where the arguments did.
+    pub fn title_room(&self) -> usize {
+        if self.arg_end < self.arg_start {
+            return 0;
+        }
+        let area = if self.env_start == self.arg_end && self.env_end >= self.env_start {
+            self.env_end - self.arg_start
+        } else {
+            self.arg_end - self.arg_start
+        };
+        area.min(4096)
+    }
+
+    /// Whether a fork of this process can run as the monitor titled `title`.
+    pub fn can_fork_monitor(&self, title: &str) -> bool {
+        self.threads == 1 && title.len() < self.title_room()
+    }
+}
+
+/// Overwrite this process's argument strings (and environment strings after them) with
+/// `title`, which `/proc/PID/cmdline` and `ps` then show. The environment is copied to the
+/// heap first. Call single-threaded, after [`ForkLayout::can_fork_monitor`] said yes.
+fn set_title(title: &str) {
+    let Some(l) = ForkLayout::current() else {
+        return;
+    };
+    if title.len() >= l.title_room() {
+        return;
+    }
+    let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    for (k, _) in &vars {
+        std::env::remove_var(k);
+    }
+    for (k, v) in &vars {
+        std::env::set_var(k, v);
+    }
+    let arg_len = l.arg_end - l.arg_start;
+    let start = l.arg_start as *mut u8;
+    // SAFETY: [arg_start, arg_start + title_room) is this process's own argument and
+    // environment strings area (writable, on the initial stack), and title.len() + 1 fits in
+    // it. Nothing refers to it any more: the environment now lives on the heap, and the
+    // monitor never reads its arguments.
+    unsafe {
+        std::ptr::copy_nonoverlapping(title.as_ptr(), start, title.len());
+        *start.add(title.len()) = 0;
+        // A last argument byte that is not NUL tells the kernel to read the title up to its
+        // NUL instead of the whole argument area (shorter titles would show trailing NULs).
+        if title.len() + 1 < arg_len {
+            std::ptr::write_bytes(start.add(title.len() + 1), b' ', arg_len - title.len() - 1);
+        }
+    }
+}
+
 fn set_comm(name: &str) {
     let c = std::ffi::CString::new(name).expect("no NUL");
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
-fn init_logging(init: &MonitorInit) {
-    let file = init.log_file.clone().or_else(|| init.spec.log.file.clone());
-    let Some(file) = file else { return };
+/// The monitor's log subscriber: `-o`/`-l`, else `lxc.log.file`/`lxc.log.level`; `None`
+/// without a log file.
+fn log_dispatch(init: &MonitorInit) -> Option<tracing::Dispatch> {
+    let file = init
+        .log_file
+        .clone()
+        .or_else(|| init.spec.log.file.clone())?;
     let level = init
         .log_level
         .clone()
@@ -169,18 +301,18 @@ fn init_logging(init: &MonitorInit) {
         "ERROR" | "CRIT" | "ALERT" | "FATAL" => "error",
         _ => "warn",
     };
-    if let Ok(f) = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&file)
-    {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-            .with_ansi(false)
-            .with_target(false)
-            .with_writer(std::sync::Mutex::new(f))
-            .try_init();
-    }
+        .ok()?;
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(std::sync::Mutex::new(f))
+        .finish();
+    Some(tracing::Dispatch::new(subscriber))
 }
 
 /// A pty pair the monitor keeps for the container's whole life (across reboots). The monitor
@@ -227,10 +359,15 @@ struct Monitor {
     items: Vec<CleanupItem>,
     record: StateRecord,
     kill_at: Option<Instant>,
-    /// The network namespace the starter made for the first start ([`MonitorInit::netns`]).
-    netns: Option<OwnedFd>,
+    /// The starter still sends the network namespace it makes for the first start
+    /// ([`MonitorInit::netns`]).
+    netns_pending: bool,
     /// When to give back the pages the last commands faulted in (quiet since then).
     trim_at: Option<Instant>,
+    /// When to run [`Monitor::settle`] after RUNNING.
+    settle_at: Option<Instant>,
+    /// When to drop the executable's pages again after the last client left.
+    text_trim_at: Option<Instant>,
     /// The executable's own mappings, dropped again each time the last client leaves.
     own_text: Option<trim::OwnText>,
     /// A halt or reboot signal sent while init showed no handler for it, to send again once
@@ -332,8 +469,10 @@ impl Monitor {
             record,
             kill_at: None,
             trim_at: None,
+            settle_at: None,
+            text_trim_at: None,
             own_text: None,
-            netns: None,
+            netns_pending: false,
             pending_signal: None,
             signal_retry_at: None,
         };
@@ -390,6 +529,24 @@ impl Monitor {
         self.event_loop()
     }
 
+    /// The network namespace the starter made while this monitor set up (first start only):
+    /// its `netns` line carries it, a `none` line says it could make none. `None` then, and
+    /// when the starter is gone or silent for long: the clone makes one.
+    fn netns_ahead(&mut self) -> Option<OwnedFd> {
+        if !std::mem::take(&mut self.netns_pending) {
+            return None;
+        }
+        let id = self.starter?;
+        let c = self.clients.iter_mut().find(|c| c.id == id)?;
+        match c
+            .conn
+            .read_line(Some(Instant::now() + Duration::from_secs(10)))
+        {
+            Ok(Some(l)) if l == proto::NETNS_AHEAD => c.conn.take_fd(),
+            _ => None,
+        }
+    }
+
     /// Clone the child, run the host seam, let it go. STARTING on return.
     fn start_container(&mut self) -> Result<(), String> {
         let (sync_r, sync_w) =
@@ -411,10 +568,19 @@ impl Monitor {
             console,
             ttys,
         };
+        // The cgroups (and, on v2, the directory the child is born in), while the starter
+        // makes the network namespace.
+        let mut created = Vec::new();
+        let into = self.host.before_clone(&self.spec, &mut created);
+        if !created.is_empty() {
+            self.items.extend(created);
+            self.write_record()?;
+        }
+        let into = into.map_err(|e| format!("host setup: {e}"))?;
         let mut flags = (self.entry.clone_flags)(&self.spec);
         // A network namespace made ahead by the starter (first start only): the child is
         // cloned with the monitor inside it, then the monitor goes back.
-        let ahead = match self.netns.take() {
+        let ahead = match self.netns_ahead() {
             Some(ns) if flags.contains(CloneFlags::CLONE_NEWNET) => {
                 let home = std::fs::File::open("/proc/self/ns/net")
                     .map_err(|e| format!("open /proc/self/ns/net: {e}"))?;
@@ -426,14 +592,6 @@ impl Monitor {
             _ => None,
         };
         let flags = flags.bits() as libc::c_long;
-        // A cgroup2 directory made before the child exists, for it to be born in.
-        let mut created = Vec::new();
-        let into = self.host.before_clone(&self.spec, &mut created);
-        if !created.is_empty() {
-            self.items.extend(created);
-            self.write_record()?;
-        }
-        let into = into.map_err(|e| format!("host setup: {e}"))?;
         let t0 = Instant::now();
         let pid = match into.as_ref() {
             Some(dir) => match crate::syscall::clone_into_cgroup(flags as u64, dir.as_raw_fd()) {
@@ -494,9 +652,11 @@ impl Monitor {
             err: Some(err_r),
             err_msg: Vec::new(),
         });
+        // One record write for init and what the host side made for it. A monitor killed
+        // before it leaves no init behind (it dies with its parent) and nothing unrecorded but
+        // what the host setup made part-way, as before.
         self.record.init_pid = Some(pid);
         self.record.init_start = record::proc_start_time(pid);
-        self.write_record()?;
         let mut created = Vec::new();
         let prep = self.host.prepare(&self.spec, pid, &mut created);
         self.items.extend(created);
@@ -619,7 +779,13 @@ impl Monitor {
             for c in &self.clients {
                 fds.push(pfd(c.conn.raw()));
             }
-            let timers = [self.kill_at, self.trim_at, self.signal_retry_at];
+            let timers = [
+                self.kill_at,
+                self.trim_at,
+                self.signal_retry_at,
+                self.settle_at,
+                self.text_trim_at,
+            ];
             let timeout = match timers.into_iter().flatten().min() {
                 Some(t) => t.saturating_duration_since(Instant::now()).as_millis() as i32,
                 None => -1,
@@ -659,6 +825,21 @@ impl Monitor {
             if self.trim_at.is_some_and(|t| Instant::now() >= t) {
                 self.trim_at = None;
                 trim::release_startup_pages();
+            }
+            if self.text_trim_at.is_some_and(|t| Instant::now() >= t) {
+                self.text_trim_at = None;
+                // Not while the container starts, nor while a command is being served.
+                if self.clients.is_empty() && matches!(self.state, State::Running | State::Frozen) {
+                    self.own_text
+                        .get_or_insert_with(trim::OwnText::find)
+                        .release();
+                }
+            }
+            if self.settle_at.is_some_and(|t| Instant::now() >= t) {
+                self.settle_at = None;
+                if matches!(self.state, State::Running | State::Frozen) {
+                    self.settle();
+                }
             }
             let ready = |fd: RawFd| fds.iter().any(|p| p.fd == fd && p.revents != 0);
             // Order matters: the error pipe before SIGCHLD, so an exec followed by a quick
@@ -723,7 +904,14 @@ impl Monitor {
     fn on_running(&mut self) {
         self.set_state(State::Running);
         self.report_running();
-        // Off the start path, now that the starter has its answer.
+        // Off the start path: the starter has its answer and init its first moments, with
+        // both CPUs of a small host to themselves.
+        self.settle_at = Some(Instant::now() + SETTLE_AFTER);
+    }
+
+    /// A moment after RUNNING: the host seam's late part (the monitor leaves the caller's
+    /// cgroups for its own), and the pages the start faulted in go back.
+    fn settle(&mut self) {
         let mut created = Vec::new();
         let r = self.host.after_running(&self.spec, &mut created);
         if !created.is_empty() {
@@ -839,12 +1027,11 @@ impl Monitor {
         if self.starter == Some(c.id) {
             self.starter = None;
         }
-        // No command left: give back the code serving it faulted in, at once (the next one
-        // faults back what it needs). Not while the container starts.
-        if self.clients.is_empty() && matches!(self.state, State::Running | State::Frozen) {
-            self.own_text
-                .get_or_insert_with(trim::OwnText::find)
-                .release();
+        // No command left: give back the code serving it faulted in (the next one faults
+        // back what it needs), a moment later: not while the client that just hung up exits
+        // (on a small host the two would share a CPU), nor between commands of a burst.
+        if self.clients.is_empty() {
+            self.text_trim_at = Some(Instant::now() + TEXT_TRIM_AFTER);
         }
     }
 
@@ -1318,7 +1505,50 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
-    use super::{pick_tty, sig_caught};
+    use super::{pick_tty, sig_caught, ForkLayout};
+
+    /// A `/proc/PID/stat` line of a process named `comm` with the given thread count and
+    /// argument and environment areas (fields 20 and 48-51).
+    fn stat_line(comm: &str, threads: u64, areas: [usize; 4]) -> String {
+        let mut f: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        f[0] = "S".into();
+        f[20 - 3] = threads.to_string();
+        for (i, v) in areas.iter().enumerate() {
+            f[48 - 3 + i] = v.to_string();
+        }
+        format!("1234 ({comm}) {}\n", f.join(" "))
+    }
+
+    #[test]
+    fn fork_layout_from_proc_stat() {
+        let l = ForkLayout::parse(&stat_line("a (b) c", 1, [1000, 1040, 1040, 1100])).unwrap();
+        assert_eq!(
+            l,
+            ForkLayout {
+                threads: 1,
+                arg_start: 1000,
+                arg_end: 1040,
+                env_start: 1040,
+                env_end: 1100,
+            }
+        );
+        // The environment follows the arguments: a title may run on into it.
+        assert_eq!(l.title_room(), 100);
+        assert!(l.can_fork_monitor(&"t".repeat(99)));
+        assert!(!l.can_fork_monitor(&"t".repeat(100)), "no room for the NUL");
+        // Two threads: a fork may not run the monitor's code.
+        let two = ForkLayout::parse(&stat_line("lxrs", 2, [1000, 1040, 1040, 1100])).unwrap();
+        assert!(!two.can_fork_monitor("t"));
+        // An environment elsewhere (moved by the program): the arguments only.
+        let apart = ForkLayout::parse(&stat_line("lxrs", 1, [1000, 1040, 5000, 5100])).unwrap();
+        assert_eq!(apart.title_room(), 40);
+        // The kernel reads a title that overflows the arguments up to one page.
+        let big = ForkLayout::parse(&stat_line("lxrs", 1, [1000, 1040, 1040, 99000])).unwrap();
+        assert_eq!(big.title_room(), 4096);
+        let huge = ForkLayout::parse(&stat_line("lxrs", 1, [1000, 9000, 9000, 9100])).unwrap();
+        assert_eq!(huge.title_room(), 4096);
+        assert!(ForkLayout::parse("1234 (truncated) S 1 2").is_none());
+    }
 
     #[test]
     fn caught_signals_from_proc_status() {
