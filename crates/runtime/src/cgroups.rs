@@ -629,6 +629,8 @@ pub struct WithCgroups<H: HostSetup> {
     pub inner: H,
     pub opts: PrepareOptions,
     live: Option<ContainerCgroups>,
+    /// Between [`HostSetup::before_clone`] and [`HostSetup::prepare`] on v1: the plan.
+    planned: Option<Plan>,
 }
 
 impl<H: HostSetup> WithCgroups<H> {
@@ -641,6 +643,7 @@ impl<H: HostSetup> WithCgroups<H> {
             inner,
             opts,
             live: None,
+            planned: None,
         }
     }
 
@@ -651,29 +654,30 @@ impl<H: HostSetup> WithCgroups<H> {
 }
 
 impl<H: HostSetup> HostSetup for WithCgroups<H> {
-    /// The cgroups are made, limited and filtered before the clone: the monitor does that
-    /// while the starter makes the network namespace, and the child finds them ready. On v2
-    /// the child is cloned into its cgroup (`CLONE_INTO_CGROUP`): nothing to migrate.
+    /// On v2 the payload cgroup is made (limited, filtered) before the clone and the child is
+    /// cloned into it (`CLONE_INTO_CGROUP`): nothing to migrate. On v1 the cgroups are made
+    /// once the child exists ([`HostSetup::prepare`]), while it does its early setup on the
+    /// other CPU; it joins them itself on its release.
     fn before_clone(
         &mut self,
         spec: &StartSpec,
         created: &mut Vec<CleanupItem>,
     ) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
         let plan = Plan::new(spec, &self.opts)?;
+        if plan.driver != Driver::V2 {
+            self.planned = Some(plan);
+            return self.inner.before_clone(spec, created);
+        }
         let cgs = ContainerCgroups::create(spec, plan, created)?;
-        let into = match (&cgs.payload, cgs.payload.paths().first()) {
-            (Cgroup::V2(_), Some(dir)) => Some(std::fs::File::open(dir).map(Into::into).map_err(
-                |source| HostError::Io {
-                    op: "open the container cgroup",
-                    path: dir.clone(),
-                    source,
-                },
-            )?),
-            _ => None,
-        };
+        let dir = cgs.payload.paths().first().cloned().unwrap_or_default();
+        let into = std::fs::File::open(&dir).map_err(|source| HostError::Io {
+            op: "open the container cgroup",
+            path: dir,
+            source,
+        })?;
         self.live = Some(cgs);
-        let inner = self.inner.before_clone(spec, created)?;
-        Ok(into.or(inner))
+        self.inner.before_clone(spec, created)?;
+        Ok(Some(into.into()))
     }
 
     fn prepare(
@@ -682,6 +686,9 @@ impl<H: HostSetup> HostSetup for WithCgroups<H> {
         child_pid: i32,
         created: &mut Vec<CleanupItem>,
     ) -> Result<(), HostError> {
+        if let Some(plan) = self.planned.take() {
+            self.live = Some(ContainerCgroups::create(spec, plan, created)?);
+        }
         match &self.live {
             Some(cgs) => cgs.place(child_pid)?,
             None => {

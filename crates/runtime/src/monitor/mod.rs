@@ -11,8 +11,9 @@
 //! The monitor is single-threaded: one `poll` loop over the command socket, a signalfd
 //! (SIGCHLD, SIGTERM), the child's error pipe, the console pty master and the clients. It:
 //! 1. binds `@lxrs<lxcpath>/<name>/command` (state STARTING), allocates the console and tty ptys;
-//! 2. runs [`HostSetup::before_clone`] (the cgroups), takes the network namespace the starter
-//!    made, clones the child with `child::clone_flags` (fork semantics) which runs `child::run`;
+//! 2. runs [`HostSetup::before_clone`] (the v2 cgroup), takes the network namespace the
+//!    starter made, clones the child with `child::clone_flags` (fork semantics) which runs
+//!    `child::run`;
 //! 3. runs the host-side seam ([`HostSetup::prepare`]), records what it created, writes the sync
 //!    byte;
 //! 4. waits for the error pipe: EOF without a message = init exec'd (RUNNING, reported to the
@@ -568,8 +569,7 @@ impl Monitor {
             console,
             ttys,
         };
-        // The cgroups (and, on v2, the directory the child is born in), while the starter
-        // makes the network namespace.
+        // On v2 the cgroup the child is born in.
         let mut created = Vec::new();
         let into = self.host.before_clone(&self.spec, &mut created);
         if !created.is_empty() {
