@@ -6,8 +6,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Read a kernel pseudo file (procfs, cgroupfs, sysfs) whole. They report a size of 0, so
+/// `std::fs::read_to_string` probes with 32 bytes and grows from there: nine reads for a
+/// mountinfo. Here the first read asks for 16 KiB, and the second sees the end.
+pub fn read_pseudo(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 pub(crate) fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
+    read_pseudo(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -15,7 +25,7 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 
 /// Read a file that may be absent: `Ok(None)` when it does not exist.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    match read_pseudo(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Read {
@@ -86,4 +96,32 @@ pub(crate) fn procs_recursive(dir: &Path) -> Result<Vec<i32>> {
         pids.extend(procs(&d)?);
     }
     Ok(pids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_pseudo;
+    use std::path::Path;
+
+    #[test]
+    fn pseudo_files_and_files_beyond_the_first_read_are_read_whole() {
+        let stat = read_pseudo(Path::new("/proc/self/stat")).unwrap();
+        assert!(stat.starts_with(&format!("{} (", std::process::id())));
+        assert!(stat.ends_with('\n'));
+        let dir = tempfile::tempdir().unwrap();
+        let big: String = (0..5000).map(|i| format!("{i}\n")).collect();
+        assert!(big.len() > 16 * 1024);
+        let p = dir.path().join("big");
+        std::fs::write(&p, &big).unwrap();
+        assert_eq!(read_pseudo(&p).unwrap(), big);
+        std::fs::write(&p, [0xff, 0xfe]).unwrap();
+        assert_eq!(
+            read_pseudo(&p).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert_eq!(
+            read_pseudo(&dir.path().join("none")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
 }

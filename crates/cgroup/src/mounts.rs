@@ -93,7 +93,7 @@ const NON_CONTROLLER_OPTS: &[&str] = &[
 impl CgroupMounts {
     /// Read and parse a mountinfo file (normally `/proc/self/mountinfo`).
     pub fn from_mountinfo_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = crate::fsutil::read_pseudo(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -446,7 +446,7 @@ fn in_v2_cgroup(pid: i32, cg: &Cgroup) -> bool {
 /// Is `pid` in the cgroup2 directory `dir` (by `/proc/PID/cgroup`, its `0::` line)? Only
 /// meaningful for a directory on the cgroup2 hierarchy.
 fn in_cgroup_dir(pid: i32, dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+    let Ok(text) = lxrs_cgroup::read_pseudo(Path::new(&format!("/proc/{pid}/cgroup"))) else {
         return false;
     };
     text.lines()

@@ -72,7 +72,7 @@ pub fn remove(path: &Path) {
 /// Start time of a process (clock ticks since boot), `None` if it does not exist or is dead
 /// (a zombie nobody reaped yet counts as dead).
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = lxrs_cgroup::read_pseudo(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // comm may contain spaces and parentheses: fields after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split_whitespace();

@@ -205,7 +205,7 @@ pub struct ForkLayout {
 impl ForkLayout {
     /// This process's layout; `None` if `/proc/self/stat` cannot be read or parsed.
     pub fn current() -> Option<ForkLayout> {
-        ForkLayout::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+        ForkLayout::parse(&lxrs_cgroup::read_pseudo(std::path::Path::new("/proc/self/stat")).ok()?)
     }
 
     /// Parse a `/proc/PID/stat` line.

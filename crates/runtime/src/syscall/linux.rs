@@ -9,7 +9,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use std::ffi::{CStr, CString};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -161,11 +161,7 @@ impl Syscall for LinuxSyscall {
     }
 
     fn read_file(&self, path: &Path) -> Result<String, Errno> {
-        let mut s = String::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut s))
-            .map_err(io_errno)?;
-        Ok(s)
+        lxrs_cgroup::read_pseudo(path).map_err(io_errno)
     }
 
     fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), Errno> {
