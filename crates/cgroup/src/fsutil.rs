@@ -10,9 +10,14 @@ use crate::error::{Error, Result};
 /// `std::fs::read_to_string` probes with 32 bytes and grows from there: nine reads for a
 /// mountinfo. Here the first read asks for 16 KiB, and the second sees the end.
 pub fn read_pseudo(path: &Path) -> std::io::Result<String> {
+    read_pseudo_file(std::fs::File::open(path)?)
+}
+
+/// [`read_pseudo`] of an open file.
+pub fn read_pseudo_file(mut f: std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(16 * 1024);
-    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    f.read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 

@@ -29,7 +29,7 @@ pub use cgroup::{Cgroup, Kind, DEFAULT_REMOVE_TIMEOUT};
 pub use devices::{Access, DeviceRule, DeviceRules, DeviceType, LXC_DEFAULT_ALLOW};
 pub use error::{Error, Result};
 pub use freezer::{Freezer, FreezerState, DEFAULT_FREEZE_TIMEOUT};
-pub use fsutil::read_pseudo;
+pub use fsutil::{read_pseudo, read_pseudo_file};
 pub use interfaces::{DeviceFilter, Limits, Procs, StatsSource};
 pub use limits::{is_device_key, split_key, v1_order, Settings};
 pub use mounts::{CgroupMounts, Driver, Layout, V1Hierarchy};

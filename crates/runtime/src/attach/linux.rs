@@ -87,7 +87,7 @@ impl AttachSys for LinuxAttachSys {
     }
 
     fn cap_last_cap(&mut self) -> u32 {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        lxrs_cgroup::read_pseudo(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40)

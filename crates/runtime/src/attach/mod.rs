@@ -587,18 +587,15 @@ fn open_path(dir: Option<RawFd>, path: &Path, flags: OFlag) -> Result<OwnedFd, E
 }
 
 fn read_to_string(path: &Path) -> Result<String, AttachError> {
-    std::fs::read_to_string(path).map_err(|e| AttachError::io("read", path, e))
+    lxrs_cgroup::read_pseudo(path).map_err(|e| AttachError::io("read", path, e))
 }
 
 /// Read `/proc/<pid>/<rel>` through the pinned directory.
 fn read_at(pdir: &OwnedFd, pdir_path: &Path, rel: &str) -> Result<String, AttachError> {
     let fd = open_path(Some(pdir.as_raw_fd()), Path::new(rel), OFlag::O_RDONLY)
         .map_err(|e| AttachError::io("open", pdir_path.join(rel), e.into()))?;
-    let mut s = String::new();
-    std::fs::File::from(fd)
-        .read_to_string(&mut s)
-        .map_err(|e| AttachError::io("read", pdir_path.join(rel), e))?;
-    Ok(s)
+    lxrs_cgroup::read_pseudo_file(std::fs::File::from(fd))
+        .map_err(|e| AttachError::io("read", pdir_path.join(rel), e))
 }
 
 /// Read a file of the container, resolving symlinks inside its root.

@@ -1383,7 +1383,8 @@ fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: i32) -> bool {
 /// Whether `pid` takes `sig` (see [`sig_caught`]). Unknown (no such file, odd text): true, so
 /// the signal is sent.
 fn catches(pid: i32, sig: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    let Ok(status) = lxrs_cgroup::read_pseudo(std::path::Path::new(&format!("/proc/{pid}/status")))
+    else {
         return true;
     };
     sig_caught(&status, sig).unwrap_or(true)
