@@ -370,3 +370,49 @@ fn monitor_title_without_room_in_the_arguments() {
     env.wait_for("the monitor to exit", 5, || !alive(monitor));
     assert_eq!(env.state("c1"), State::Stopped);
 }
+
+/// Whatever the caller of `start` ignores or blocks, init starts with every signal at its
+/// default and none blocked (the start path resets only what is not at its default, read from
+/// `/proc/self/status`).
+#[test]
+fn init_starts_with_default_signals_whatever_the_caller_had() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let spec = env.container("c1", &inittab("boot-marker-c1"), &["/bin/sleep", "1000"]);
+    let mut cmd = env.cmd(&[
+        "start",
+        "-n",
+        "c1",
+        "-d",
+        "--spec-json",
+        spec.to_str().unwrap(),
+    ]);
+    // SAFETY: between fork and exec only async-signal-safe calls (signal, sigprocmask).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "start failed: {}", text(&out.stderr));
+    let init = env.info("c1").init_pid.expect("init pid");
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    assert_eq!(field("SigIgn:"), "0000000000000000", "{status}");
+    assert_eq!(field("SigBlk:"), "0000000000000000", "{status}");
+    assert_eq!(field("SigCgt:"), "0000000000000000", "{status}");
+    let out = env.run(&["stop", "-n", "c1", "-k"]);
+    assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
+}

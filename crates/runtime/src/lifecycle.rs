@@ -511,7 +511,12 @@ fn fork_monitor(
             libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        // (Which ones are caught: one read of /proc/self/status, not a query per signal.)
+        let caught = crate::syscall::signals_caught().unwrap_or(u64::MAX);
         for sig in 1..libc::SIGRTMAX() {
+            if caught & (1 << (sig - 1)) == 0 {
+                continue;
+            }
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
                 && old.sa_sigaction != libc::SIG_DFL

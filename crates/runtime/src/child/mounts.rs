@@ -575,9 +575,21 @@ fn mount_cgroups(
     )?;
     // We are in our own cgroup namespace: each fresh hierarchy mount shows the container's
     // own cgroup as its root, so "mixed" (own cgroup writable) = hierarchies rw, tmpfs ro.
+    // The directories are made in the tmpfs just mounted (nothing else is in it), below a
+    // base already resolved inside the rootfs: one mkdir each.
+    let mkdir_in_tmpfs = |name: &str| -> Result<PathBuf, ChildError> {
+        let dir = base.join(name);
+        if Path::new(name).components().count() != 1 {
+            mkdir_p(sys, rootfs, &dir)?;
+            return Ok(dir);
+        }
+        match sys.mkdir(&dir, 0o755) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(dir),
+            Err(e) => Err(ChildError::path("create directory", dir, e)),
+        }
+    };
     for h in &v1 {
-        let dir = base.join(&h.dir);
-        mkdir_p(sys, rootfs, &dir)?;
+        let dir = mkdir_in_tmpfs(&h.dir)?;
         do_mount(sys, "cgroup", &dir, Some("cgroup"), flags, Some(&h.options))?;
     }
     if let Some(v2) = v2 {
@@ -585,8 +597,7 @@ fn mount_cgroups(
             .strip_prefix("/sys/fs/cgroup/")
             .filter(|d| !d.is_empty() && !d.contains('/'))
             .unwrap_or("unified");
-        let dir = base.join(name);
-        mkdir_p(sys, rootfs, &dir)?;
+        let dir = mkdir_in_tmpfs(name)?;
         do_mount(sys, "cgroup2", &dir, Some("cgroup2"), flags, None)?;
     }
     if !matches!(mode, M::Rw | M::FullRw) {

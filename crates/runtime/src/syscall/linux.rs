@@ -294,13 +294,14 @@ impl Syscall for LinuxSyscall {
     }
 
     fn reset_signals(&self) -> Result<(), Errno> {
+        // Only the signals not at their default yet (`/proc/self/status`, one read instead
+        // of a syscall per signal); every one when that cannot be read.
+        let set = signals_not_default().unwrap_or(u64::MAX);
         for sig in 1..=libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP || set & (1 << (sig - 1)) == 0 {
                 continue;
             }
-            // SAFETY: installing SIG_DFL needs no handler code; invalid numbers just fail
-            // (EINVAL for signals glibc reserves), which is ignored.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
+            set_default_disposition(sig);
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
     }
@@ -461,4 +462,77 @@ pub(crate) fn clone_into_cgroup(flags: u64, cgroup: RawFd) -> std::io::Result<li
         return Err(std::io::Error::last_os_error());
     }
     Ok(pid)
+}
+
+/// The signals this process ignores or catches (`SigIgn | SigCgt` of `/proc/self/status`, bit
+/// `n - 1` for signal `n`); `None` when that cannot be read.
+pub(crate) fn signals_not_default() -> Option<u64> {
+    let status = lxrs_cgroup::read_pseudo(Path::new("/proc/self/status")).ok()?;
+    signal_masks(&status, &["SigIgn:", "SigCgt:"])
+}
+
+/// `SIG_DFL` for `sig` by the raw system call: glibc's `signal` refuses the two real-time
+/// signals it reserves (32 and 33), which a caller of `lxrs start` may have ignored, and an
+/// ignored signal stays ignored across exec. Failures (an invalid number) are ignored.
+fn set_default_disposition(sig: i32) {
+    /// The kernel's `struct sigaction` on x86_64 and aarch64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction with a valid, fully initialised struct of the size the kernel
+    // expects for its 8-byte signal set; SIG_DFL needs no handler code or restorer.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+}
+
+/// The signals this process catches (`SigCgt`).
+pub(crate) fn signals_caught() -> Option<u64> {
+    let status = lxrs_cgroup::read_pseudo(Path::new("/proc/self/status")).ok()?;
+    signal_masks(&status, &["SigCgt:"])
+}
+
+/// OR of the hexadecimal masks of `fields` in a `/proc/PID/status` text; `None` if one is
+/// missing or malformed.
+pub(crate) fn signal_masks(status: &str, fields: &[&str]) -> Option<u64> {
+    let mut set = 0;
+    for field in fields {
+        let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+        set |= u64::from_str_radix(line.trim(), 16).ok()?;
+    }
+    Some(set)
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::signal_masks;
+
+    #[test]
+    fn masks_from_proc_status() {
+        let status = "Name:\tx\nSigBlk:\t0000000000010000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000180000002\n";
+        // SIGPIPE (13) ignored; SIGINT (2), SIGRTMIN-ish (32, 33) caught.
+        assert_eq!(
+            signal_masks(status, &["SigIgn:", "SigCgt:"]),
+            Some(0x1000 | 0x1_8000_0002)
+        );
+        assert_eq!(signal_masks(status, &["SigIgn:"]), Some(1 << 12));
+        assert_eq!(signal_masks("Name:\tx\n", &["SigIgn:"]), None);
+        assert_eq!(signal_masks("SigIgn:\tzz\n", &["SigIgn:"]), None);
+    }
 }
