@@ -13,7 +13,7 @@ use crate::proto::{self, Conn, MonitorInit, Request, Response, StopKind};
 use crate::record;
 use crate::spec::StartSpec;
 use crate::state::State;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -422,7 +422,7 @@ fn spawn_monitor(
             .map_err(|e| mon("send the start request to the monitor", e))?;
     }
     if netns {
-        send_netns_ahead(conn.fd());
+        send_netns_ahead(&conn);
     }
     Ok(conn)
 }
@@ -536,7 +536,7 @@ fn fork_monitor(
 /// clone makes one then). A new network namespace costs the kernel about 0.5 ms, most of the
 /// clone of init: made while the monitor sets up, it is off the start path. A monitor that is
 /// gone already said why (the start result, read next).
-fn send_netns_ahead(conn: BorrowedFd<'_>) {
+fn send_netns_ahead(conn: &Conn) {
     let netns = lxrs_netns::NetNs::create()
         .inspect_err(|e| tracing::debug!("no network namespace made ahead: {e}"))
         .ok();
@@ -544,11 +544,7 @@ fn send_netns_ahead(conn: BorrowedFd<'_>) {
         Some(_) => proto::NETNS_AHEAD,
         None => proto::NO_NETNS_AHEAD,
     };
-    let _ = proto::send_on(
-        conn,
-        &[line, b"\n"].concat(),
-        netns.as_ref().map(|n| n.as_fd()),
-    );
+    let _ = conn.send(&[line, b"\n"].concat(), netns.as_ref().map(|n| n.as_fd()));
 }
 
 /// The monitor as `monitor_exe` executed (this process may have threads): double fork in the

@@ -204,7 +204,39 @@ impl Conn {
 
     /// Send all of `data`; `pass` rides along with the first byte as SCM_RIGHTS.
     pub fn send(&self, data: &[u8], pass: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
-        send_on(self.fd(), data, pass)
+        let mut off = 0;
+        let mut first = true;
+        while off < data.len() {
+            let raw_fds;
+            let cmsgs: &[ControlMessage] = match (first, pass) {
+                (true, Some(fd)) => {
+                    raw_fds = [fd.as_raw_fd()];
+                    &[ControlMessage::ScmRights(&raw_fds)]
+                }
+                _ => &[],
+            };
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &[IoSlice::new(&data[off..])],
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(n) => {
+                    off += n;
+                    first = false;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    // A peer that does not read for a second is dropped, never waited on.
+                    if !wait_fd(self.fd.as_raw_fd(), libc::POLLOUT, Some(1000))? {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// One `recvmsg` (blocking unless `dontwait`) into the buffer. Returns bytes read; 0 = EOF.
@@ -311,47 +343,6 @@ impl Conn {
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()
     }
-}
-
-/// [`Conn::send`] on any connected stream socket.
-pub fn send_on(
-    fd: BorrowedFd<'_>,
-    data: &[u8],
-    pass: Option<BorrowedFd<'_>>,
-) -> std::io::Result<()> {
-    let mut off = 0;
-    let mut first = true;
-    while off < data.len() {
-        let raw_fds;
-        let cmsgs: &[ControlMessage] = match (first, pass) {
-            (true, Some(fd)) => {
-                raw_fds = [fd.as_raw_fd()];
-                &[ControlMessage::ScmRights(&raw_fds)]
-            }
-            _ => &[],
-        };
-        match sendmsg::<()>(
-            fd.as_raw_fd(),
-            &[IoSlice::new(&data[off..])],
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Ok(n) => {
-                off += n;
-                first = false;
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => {
-                // A peer that does not read for a second is dropped, never waited on.
-                if !wait_fd(fd.as_raw_fd(), libc::POLLOUT, Some(1000))? {
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 fn ms_until(deadline: Option<Instant>) -> Option<u64> {

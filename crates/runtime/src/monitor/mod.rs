@@ -151,6 +151,9 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
 pub(crate) fn run_forked(init: MonitorInit, fd: OwnedFd, title: &str) -> ! {
     set_title(title);
     set_comm("lxrs-monitor");
+    // As an executed monitor is given it: what `RunDir::default()` means from here on
+    // (single-threaded, and the environment is on the heap now).
+    std::env::set_var(paths::RUNDIR_ENV, &init.rundir);
     // The starter's global subscriber (if any) writes to what is now /dev/null: this thread
     // (the only one) logs where the container's log settings say, or nowhere.
     let dispatch = log_dispatch(&init).unwrap_or_else(tracing::Dispatch::none);
