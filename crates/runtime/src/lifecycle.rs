@@ -410,12 +410,12 @@ fn spawn_monitor(
     let title = monitor::title(&spec.lxcpath, name);
     // On v2 the monitor is born in its shared cgroup (see `monitor_birth_cgroup`).
     let birth = crate::cgroups::monitor_birth_cgroup();
-    let forkable = opts.fork_monitor
-        && monitor::ForkLayout::current().is_some_and(|l| l.can_fork_monitor(&title));
+    let layout =
+        monitor::ForkLayout::current().filter(|l| opts.fork_monitor && l.can_fork_monitor(&title));
     let netns = init.netns;
     let conn = Conn::new(ours);
-    if forkable {
-        fork_monitor(theirs, birth.as_ref(), init, &title).map_err(|e| mon("fork", e))?;
+    if let Some(layout) = layout {
+        fork_monitor(theirs, birth.as_ref(), init, &title, layout).map_err(|e| mon("fork", e))?;
     } else {
         exec_monitor(opts, theirs, birth.as_ref(), &title)?;
         conn.send(&proto::encode(&init), None)
@@ -437,6 +437,7 @@ fn fork_monitor(
     birth: Option<&OwnedFd>,
     init: MonitorInit,
     title: &str,
+    layout: monitor::ForkLayout,
 ) -> std::io::Result<()> {
     use std::os::fd::{FromRawFd, IntoRawFd};
     // Opened here: the forked side opens nothing before it is the monitor.
@@ -492,8 +493,8 @@ fn fork_monitor(
     let null = devnull.into_raw_fd();
     // SAFETY: descriptor juggling on our own descriptors: `keep` moved above stdio first,
     // /dev/null onto 0-2, then every other descriptor closed (their owners are the starter's
-    // frames, which never run again in this process); caught signals back to their default,
-    // as an exec would. Every call is checked or harmless if it fails.
+    // frames, which never run again in this process). Every call is checked or harmless if
+    // it fails.
     unsafe {
         if keep < 3 {
             keep = libc::fcntl(keep, libc::F_DUPFD_CLOEXEC, 3);
@@ -511,24 +512,15 @@ fn fork_monitor(
             libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
-        // (Which ones are caught: one read of /proc/self/status, not a query per signal.)
-        let caught = crate::syscall::signals_caught().unwrap_or(u64::MAX);
-        for sig in 1..libc::SIGRTMAX() {
-            if caught & (1 << (sig - 1)) == 0 {
-                continue;
-            }
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction != libc::SIG_DFL
-                && old.sa_sigaction != libc::SIG_IGN
-            {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
+    }
+    // Caught signals back to their default, as an exec would (which ones: one read of
+    // /proc/self/status, not a query per signal).
+    if let Some(caught) = crate::syscall::own_signals(&["SigCgt:"]) {
+        crate::syscall::set_default_dispositions(caught);
     }
     // SAFETY: `keep` is our end of the start socket, open, owned by nothing else now.
     let fd = unsafe { OwnedFd::from_raw_fd(keep) };
-    monitor::run_forked(init, fd, title)
+    monitor::run_forked(init, fd, title, &layout)
 }
 
 /// Make the container's network namespace and send it to the monitor on `conn`

@@ -148,8 +148,8 @@ pub fn monitor_main(entry: ChildEntry, host: Box<dyn HostSetup>) -> i32 {
 /// The monitor as a fork of the starter, without an exec (see [`ForkLayout`]): the start
 /// request is already in memory. The caller has daemonized this process (session, second
 /// fork, stdio on `/dev/null`, only `fd` left open). Never returns.
-pub(crate) fn run_forked(init: MonitorInit, fd: OwnedFd, title: &str) -> ! {
-    set_title(title);
+pub(crate) fn run_forked(init: MonitorInit, fd: OwnedFd, title: &str, layout: &ForkLayout) -> ! {
+    set_title(title, layout);
     set_comm("lxrs-monitor");
     // As an executed monitor is given it: what `RunDir::default()` means from here on
     // (single-threaded, and the environment is on the heap now).
@@ -249,11 +249,9 @@ impl ForkLayout {
 
 /// Overwrite this process's argument strings (and environment strings after them) with
 /// `title`, which `/proc/PID/cmdline` and `ps` then show. The environment is copied to the
-/// heap first. Call single-threaded, after [`ForkLayout::can_fork_monitor`] said yes.
-fn set_title(title: &str) {
-    let Some(l) = ForkLayout::current() else {
-        return;
-    };
+/// heap first. Call single-threaded, with the layout of the process this one was forked from
+/// (the same addresses), after [`ForkLayout::can_fork_monitor`] said yes.
+fn set_title(title: &str, l: &ForkLayout) {
     if title.len() >= l.title_room() {
         return;
     }
@@ -1397,10 +1395,7 @@ fn catches(pid: i32, sig: i32) -> bool {
 /// (`SigBlk`: taken from a signalfd, as systemd does). Either way the kernel queues it for a
 /// namespace's init; otherwise it drops it.
 fn sig_caught(status: &str, sig: i32) -> Option<bool> {
-    let mask = |key: &str| -> Option<u64> {
-        let hex = status.lines().find_map(|l| l.strip_prefix(key))?.trim();
-        u64::from_str_radix(hex, 16).ok()
-    };
+    let mask = |key: &str| crate::syscall::signal_masks(status, &[key]);
     let bits = mask("SigCgt:")? | mask("SigBlk:").unwrap_or(0);
     let bit = u32::try_from(sig.checked_sub(1)?).ok()?;
     Some(bit < 64 && bits & (1u64 << bit) != 0)

@@ -296,13 +296,7 @@ impl Syscall for LinuxSyscall {
     fn reset_signals(&self) -> Result<(), Errno> {
         // Only the signals not at their default yet (`/proc/self/status`, one read instead
         // of a syscall per signal); every one when that cannot be read.
-        let set = signals_not_default().unwrap_or(u64::MAX);
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP || set & (1 << (sig - 1)) == 0 {
-                continue;
-            }
-            set_default_disposition(sig);
-        }
+        set_default_dispositions(own_signals(&["SigIgn:", "SigCgt:"]).unwrap_or(u64::MAX));
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
     }
 
@@ -464,11 +458,20 @@ pub(crate) fn clone_into_cgroup(flags: u64, cgroup: RawFd) -> std::io::Result<li
     Ok(pid)
 }
 
-/// The signals this process ignores or catches (`SigIgn | SigCgt` of `/proc/self/status`, bit
-/// `n - 1` for signal `n`); `None` when that cannot be read.
-pub(crate) fn signals_not_default() -> Option<u64> {
+/// The OR of this process's signal masks `fields` (`SigIgn:`, `SigCgt:`, ...) in
+/// `/proc/self/status`, bit `n - 1` for signal `n`; `None` when that cannot be read.
+pub(crate) fn own_signals(fields: &[&str]) -> Option<u64> {
     let status = lxrs_cgroup::read_pseudo(Path::new("/proc/self/status")).ok()?;
-    signal_masks(&status, &["SigIgn:", "SigCgt:"])
+    signal_masks(&status, fields)
+}
+
+/// `SIG_DFL` for every signal in `mask` (bit `n - 1` for signal `n`) but SIGKILL and SIGSTOP.
+pub(crate) fn set_default_dispositions(mask: u64) {
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP && mask & (1 << (sig - 1)) != 0 {
+            set_default_disposition(sig);
+        }
+    }
 }
 
 /// `SIG_DFL` for `sig` by the raw system call: glibc's `signal` refuses the two real-time
@@ -500,12 +503,6 @@ fn set_default_disposition(sig: i32) {
             8usize,
         )
     };
-}
-
-/// The signals this process catches (`SigCgt`).
-pub(crate) fn signals_caught() -> Option<u64> {
-    let status = lxrs_cgroup::read_pseudo(Path::new("/proc/self/status")).ok()?;
-    signal_masks(&status, &["SigCgt:"])
 }
 
 /// OR of the hexadecimal masks of `fields` in a `/proc/PID/status` text; `None` if one is

@@ -13,7 +13,10 @@ pub mod fake;
 mod linux;
 
 pub use linux::LinuxSyscall;
-pub(crate) use linux::{clone_into_cgroup, plain_clone, signals_caught, write_all_raw};
+pub(crate) use linux::{
+    clone_into_cgroup, own_signals, plain_clone, set_default_dispositions, signal_masks,
+    write_all_raw,
+};
 
 use crate::spec::Personality;
 use nix::errno::Errno;
