@@ -159,7 +159,7 @@ fn parse() -> Cli {
             _ => return None,
         })
     };
-    let sub = args.get(1).and_then(|a| a.to_str()).and_then(one);
+    let sub = subcommand_name(&args).and_then(one);
     if let (false, Some(sub)) = (asks_help, sub) {
         let root = Globals::augment_args(Command::new("lxrs").subcommand(sub));
         if let Ok(cli) = root
@@ -171,6 +171,25 @@ fn parse() -> Cli {
         }
     }
     Cli::parse()
+}
+
+/// The subcommand's name as the first word of `args` (after the program name) that is
+/// neither an option nor the value of a global option that takes one (`-P DIR start`). Only a
+/// guess at which subcommand to build: clap still parses every argument, and a wrong guess
+/// fails there and falls back to the full parse.
+fn subcommand_name(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(w) = words.next() {
+        match w? {
+            "-P" | "--lxcpath" | "-o" | "--logfile" | "-l" | "--logpriority" => {
+                words.next();
+            }
+            "--" => return None,
+            o if o.starts_with('-') => {}
+            name => return Some(name),
+        }
+    }
+    None
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -193,5 +212,35 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Templates(a) => cmd_templates::run(a, g),
         Cmd::Copy(a) => cmd_copy::run(a, g),
         Cmd::Autostart(a) => cmd_autostart::run(a, g),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subcommand_name;
+    use std::ffi::OsString;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_subcommand_after_global_options_and_their_values() {
+        assert_eq!(subcommand_name(&args("lxrs start -n c")), Some("start"));
+        assert_eq!(
+            subcommand_name(&args("lxrs -P /x start -n c")),
+            Some("start")
+        );
+        assert_eq!(
+            subcommand_name(&args("lxrs -q --lxcpath /x -l DEBUG -o f ls")),
+            Some("ls")
+        );
+        assert_eq!(
+            subcommand_name(&args("lxrs -P/x --lxcpath=/y stop")),
+            Some("stop")
+        );
+        assert_eq!(subcommand_name(&args("lxrs -P")), None);
+        assert_eq!(subcommand_name(&args("lxrs -- start")), None);
+        assert_eq!(subcommand_name(&args("lxrs")), None);
     }
 }

@@ -374,6 +374,64 @@ fn monitor_title_without_room_in_the_arguments() {
 /// Whatever the caller of `start` ignores or blocks, init starts with every signal at its
 /// default and none blocked (the start path resets only what is not at its default, read from
 /// `/proc/self/status`).
+/// `Cpus_allowed_list` of a process.
+fn cpus_allowed(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"))
+}
+
+/// The starter sends the monitor, and the monitor sends init, to another CPU for their first
+/// moments; both must end with the caller's affinity: all of its CPUs, or the one it was
+/// restricted to.
+#[test]
+fn monitor_and_init_keep_the_callers_cpu_affinity() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let spec = env.container("c1", &inittab("boot-marker-c1"), &["/bin/sleep", "1000"]);
+    let ours = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let last = (0..nix::sched::CpuSet::count())
+        .rfind(|&c| ours.is_set(c).unwrap())
+        .unwrap();
+    for only in [None, Some(last)] {
+        let mut cmd = env.cmd(&[
+            "start",
+            "-n",
+            "c1",
+            "-d",
+            "--spec-json",
+            spec.to_str().unwrap(),
+        ]);
+        if let Some(cpu) = only {
+            // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut one = nix::sched::CpuSet::new();
+                    one.set(cpu).unwrap();
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "start failed: {}", text(&out.stderr));
+        let want = match only {
+            Some(cpu) => cpu.to_string(),
+            None => cpus_allowed("self"),
+        };
+        let info = env.info("c1");
+        let init = info.init_pid.expect("init pid").to_string();
+        let monitor = env.monitors("c1")[0].to_string();
+        assert_eq!(cpus_allowed(&init), want, "init, caller on {only:?}");
+        assert_eq!(cpus_allowed(&monitor), want, "monitor, caller on {only:?}");
+        let out = env.run(&["stop", "-n", "c1", "-k"]);
+        assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
+    }
+}
+
 #[test]
 fn init_starts_with_default_signals_whatever_the_caller_had() {
     use std::os::unix::process::CommandExt;

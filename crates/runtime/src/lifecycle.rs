@@ -414,8 +414,10 @@ fn spawn_monitor(
         monitor::ForkLayout::current().filter(|l| opts.fork_monitor && l.can_fork_monitor(&title));
     let netns = init.netns;
     let conn = Conn::new(ours);
+    let mut first = None;
     if let Some(layout) = layout {
-        fork_monitor(theirs, birth.as_ref(), init, &title, layout).map_err(|e| mon("fork", e))?;
+        first = fork_monitor(theirs, birth.as_ref(), init, &title, layout)
+            .map_err(|e| mon("fork", e))?;
     } else {
         exec_monitor(opts, theirs, birth.as_ref(), &title)?;
         conn.send(&proto::encode(&init), None)
@@ -424,22 +426,31 @@ fn spawn_monitor(
     if netns {
         send_netns_ahead(&conn);
     }
+    if let Some(pid) = first {
+        reap_first_child(pid).map_err(|e| mon("fork", e))?;
+    }
     Ok(conn)
 }
 
 /// The monitor as a fork of this single-threaded process. The first child makes a session
 /// and forks the monitor (not a session leader: it can never get a controlling terminal;
 /// re-parented away from us), which puts its stdio on `/dev/null`, goes to `/`, closes every
-/// descriptor but `theirs` and runs [`monitor::run_forked`]. Returns once the first child is
-/// gone.
+/// descriptor but `theirs` and runs [`monitor::run_forked`].
+///
+/// The first child is sent to another CPU ([`crate::syscall::CpuNudge`]; the monitor puts the
+/// starter's affinity back): the monitor then sets up while the starter makes the network
+/// namespace, instead of after it on the same CPU. Returns the first child to reap with
+/// [`reap_first_child`] once the namespace is sent, or `None` when it is gone already (no
+/// other CPU: waited for here, so that the namespace does not delay it on our CPU).
 fn fork_monitor(
     theirs: OwnedFd,
     birth: Option<&OwnedFd>,
     init: MonitorInit,
     title: &str,
     layout: monitor::ForkLayout,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<libc::pid_t>> {
     use std::os::fd::{FromRawFd, IntoRawFd};
+    let nudge = crate::syscall::CpuNudge::plan();
     // Opened here: the forked side opens nothing before it is the monitor.
     let devnull = std::fs::OpenOptions::new()
         .read(true)
@@ -457,24 +468,16 @@ fn fork_monitor(
     })?;
     if first != 0 {
         drop(theirs);
-        // Waiting here (a fraction of the first child's short life) also keeps the network
+        let first = first as libc::pid_t;
+        if nudge.is_some_and(|n| n.push(first)) {
+            return Ok(Some(first));
+        }
+        // Waiting here (a fraction of the first child's short life) keeps the network
         // namespace the starter makes next (half a millisecond of kernel work) from delaying
         // the first child on our CPU; measured, this order starts containers 0.5 ms sooner
         // than the first child making the namespace itself.
-        let mut status = 0;
-        // SAFETY: waitpid on our own child, status written to a local.
-        while unsafe { libc::waitpid(first as libc::pid_t, &mut status, 0) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            return Err(std::io::Error::other(
-                "its first child failed to start a session and fork it",
-            ));
-        }
-        return Ok(());
+        reap_first_child(first)?;
+        return Ok(None);
     }
     // SAFETY: the first child, single-threaded: setsid and fork; `_exit` runs no destructors
     // and no atexit handlers of the starter.
@@ -488,7 +491,11 @@ fn fork_monitor(
             _ => libc::_exit(0),
         }
     }
-    // The monitor.
+    // The monitor. Nudged or not (forked before its parent was), its affinity is the
+    // starter's again.
+    if let Some(n) = nudge {
+        let _ = n.restore();
+    }
     let mut keep = theirs.into_raw_fd();
     let null = devnull.into_raw_fd();
     // SAFETY: descriptor juggling on our own descriptors: `keep` moved above stdio first,
@@ -521,6 +528,24 @@ fn fork_monitor(
     // SAFETY: `keep` is our end of the start socket, open, owned by nothing else now.
     let fd = unsafe { OwnedFd::from_raw_fd(keep) };
     monitor::run_forked(init, fd, title, &layout)
+}
+
+/// Wait for the monitor's first child, which exits once it has forked the monitor.
+fn reap_first_child(first: libc::pid_t) -> std::io::Result<()> {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child, status written to a local.
+    while unsafe { libc::waitpid(first, &mut status, 0) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(std::io::Error::other(
+            "its first child failed to start a session and fork it",
+        ));
+    }
+    Ok(())
 }
 
 /// Make the container's network namespace and send it to the monitor on `conn`

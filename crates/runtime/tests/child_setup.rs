@@ -94,6 +94,7 @@ fn helper_main(spec_path: &Path) -> Result<i32, String> {
         err_write,
         console: console_slave,
         ttys: tty_slaves,
+        affinity: None,
     });
     let child_spec = spec.clone();
     let mut stack = vec![0u8; 4 << 20];

@@ -53,6 +53,9 @@ pub struct ChildContext {
     pub console: Option<OwnedFd>,
     /// pty slaves for `/dev/tty1` .. `/dev/ttyN` (`lxc.tty.max`).
     pub ttys: Vec<OwnedFd>,
+    /// The monitor's CPU affinity, put back once released: the monitor sent the child to
+    /// another CPU for its early setup ([`crate::syscall::CpuNudge`]).
+    pub affinity: Option<nix::sched::CpuSet>,
 }
 
 /// Namespaces the monitor clones the child into: mount, pid, uts, ipc and (unless
@@ -126,6 +129,17 @@ pub fn run_with(
         Ok(None) => return Err(ChildError::MonitorGone),
         Err(errno) => return Err(ChildError::Sync { errno }),
     };
+    // The release comes after the monitor's nudge: from here on, init's affinity is the
+    // monitor's (then the cpuset's, for a v1 cpuset joined next).
+    if let Some(mask) = &ctx.affinity {
+        sys.set_affinity(mask).map_err(|e| {
+            ChildError::op(
+                "restore the CPU affinity to",
+                crate::syscall::cpu_list(mask),
+                e,
+            )
+        })?;
+    }
     // Still single-threaded and in the host's view of the cgroup mounts.
     for file in &joins {
         sys.write_file(file, b"0")

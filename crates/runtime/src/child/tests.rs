@@ -92,6 +92,7 @@ fn ctx(console: bool, ttys: usize) -> ChildContext {
         err_write,
         console: console.then(|| pipe().0),
         ttys: (0..ttys).map(|_| pipe().0).collect(),
+        affinity: None,
     }
 }
 
@@ -1082,6 +1083,39 @@ fn overlay_rootfs_is_mounted_in_place_of_the_self_bind() {
             .any(|c| matches!(c, Call::Mount { source: Some(src), flags, .. }
             if src == Path::new(R) && flags.contains(MsFlags::MS_BIND))),
         "no self-bind of the rootfs with an overlay: {d}"
+    );
+}
+
+#[test]
+fn the_monitors_affinity_comes_back_after_the_release_before_the_joins() {
+    let joins = vec![p("/sys/fs/cgroup/cpuset/lxrs.payload.c1/tasks")];
+    let sys = fake().release_joins(joins.clone());
+    let mut c = ctx(false, 0);
+    let mut mask = nix::sched::CpuSet::new();
+    mask.set(0).unwrap();
+    mask.set(2).unwrap();
+    c.affinity = Some(mask);
+    run_full(&sys, &full_spec(), &c);
+    let calls = sys.calls();
+    let d = dump(&calls);
+    let release = pos(&calls, &Call::ReadRelease(c.sync_read.as_raw_fd()));
+    // Not before the release: the monitor's nudge may come after anything earlier.
+    assert_eq!(calls[release + 1], Call::SetAffinity(vec![0, 2]), "{d}");
+    assert_eq!(
+        calls[release + 2],
+        Call::WriteFile {
+            path: joins[0].clone(),
+            data: "0".into(),
+        },
+        "{d}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::SetAffinity(_)))
+            .count(),
+        1,
+        "{d}"
     );
 }
 

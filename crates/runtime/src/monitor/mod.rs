@@ -13,7 +13,8 @@
 //! 1. binds `@lxrs<lxcpath>/<name>/command` (state STARTING), allocates the console and tty ptys;
 //! 2. runs [`HostSetup::before_clone`] (the v2 cgroup), takes the network namespace the
 //!    starter made, clones the child with `child::clone_flags` (fork semantics) which runs
-//!    `child::run`;
+//!    `child::run`, and sends it to another CPU for its early setup
+//!    ([`crate::syscall::CpuNudge`]);
 //! 3. runs the host-side seam ([`HostSetup::prepare`]), records what it created, writes the sync
 //!    byte;
 //! 4. waits for the error pipe: EOF without a message = init exec'd (RUNNING, reported to the
@@ -564,11 +565,14 @@ impl Monitor {
         for p in self.ptys[1..].iter().flatten() {
             ttys.push(dup(p.slave.as_fd())?);
         }
+        // The child's early setup on another CPU than our cgroup work that follows the clone.
+        let nudge = crate::syscall::CpuNudge::plan();
         let ctx = ChildContext {
             sync_read: sync_r,
             err_write: err_w,
             console,
             ttys,
+            affinity: nudge.map(|n| *n.mask()),
         };
         // On v2 the cgroup the child is born in.
         let mut created = Vec::new();
@@ -634,6 +638,9 @@ impl Monitor {
             (self.entry.run)(&self.spec, ctx);
         }
         let pid = pid as i32;
+        if let Some(n) = nudge {
+            n.push(pid);
+        }
         drop(ctx);
         tracing::debug!("cloned init {pid} in {:?}", t0.elapsed());
         // SAFETY: pidfd_open on our own unreaped child; returns a new fd or -1.

@@ -78,6 +78,8 @@ pub enum Call {
     Setgid(u32),
     Setuid(u32),
     SetNoNewPrivs,
+    /// The CPUs of the mask.
+    SetAffinity(Vec<usize>),
     SetPdeathsigKill,
     ReadRelease(RawFd),
     ResetSignals,
@@ -397,6 +399,9 @@ impl Syscall for RecordingSyscall {
     }
     fn set_pdeathsig_kill(&self) -> Result<(), Errno> {
         self.rec(Call::SetPdeathsigKill)
+    }
+    fn set_affinity(&self, mask: &nix::sched::CpuSet) -> Result<(), Errno> {
+        self.rec(Call::SetAffinity(super::cpus(mask)))
     }
     fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno> {
         self.rec(Call::ReadRelease(fd))

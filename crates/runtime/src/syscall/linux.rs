@@ -289,6 +289,10 @@ impl Syscall for LinuxSyscall {
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
     }
 
+    fn set_affinity(&self, mask: &nix::sched::CpuSet) -> Result<(), Errno> {
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), mask)
+    }
+
     fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno> {
         crate::child::read_release_from(fd)
     }

@@ -9,8 +9,11 @@
 //! fake can describe a rootfs (symlinks) and host files (`/proc/self/mountinfo`), but the fake
 //! does not record them.
 
+mod cpu;
 pub mod fake;
 mod linux;
+
+pub use cpu::{cpu_list, cpus, CpuNudge};
 
 pub use linux::LinuxSyscall;
 pub(crate) use linux::{
@@ -93,6 +96,8 @@ pub trait Syscall {
     fn set_no_new_privs(&self) -> Result<(), Errno>;
     /// prctl(PR_SET_PDEATHSIG, SIGKILL).
     fn set_pdeathsig_kill(&self) -> Result<(), Errno>;
+    /// sched_setaffinity(0, mask).
+    fn set_affinity(&self, mask: &nix::sched::CpuSet) -> Result<(), Errno>;
     /// Block for the monitor's release message on `fd` ([`crate::child::release_message`]):
     /// the cgroup files to join, or `Ok(None)` on EOF (the monitor is gone).
     fn read_release(&self, fd: RawFd) -> Result<Option<Vec<PathBuf>>, Errno>;
