@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the hot paths, measured over repeated runs, side by side with LXC where
 //! it is installed. Each figure is the median with its spread (p10–p90, min–max); the ratio is
-//! lxrs's median over LXC's.
+//! lxrs's median over LXC's. The two tools take turns of a few runs each ([`in_turns`]), so
+//! that the machine's drift over the minutes of a bench falls on both alike.
 //!
 //! Everything runs in throw-away lxcpaths under /tmp, with containers that have no network
 //! (`lxc.net.0.type = empty`) unless a row says otherwise.
@@ -339,18 +340,90 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Before each timed group: what the commands before it left the kernel to finish in the
+/// background (dirty pages of the containers just created, written back seconds later; a dying
+/// network namespace, cgroups going offline, RCU callbacks) is not the next operation's cost.
+/// Flush it and let it settle, for both tools alike.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
 /// Quiet time before each operation of the "after idle" rows.
 const IDLE: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// `start -d` and `stop -k` of `name`, `reps` times back to back and `reps` times after
-/// [`IDLE`] each: four rows labelled with `what` (`driver`: `LXRS_CGROUP_DRIVER` for lxrs).
+/// Repetitions of an operation per turn in [`in_turns`]; the first of each turn is not counted.
+const TURN: usize = 5;
+
+/// Run `op` (one or more figures per run) until each tool has `reps` counted runs, the tools
+/// taking turns of [`TURN`] runs: the machine's speed drifts over the minutes of a bench (by a
+/// third here), and in turns the drift falls on both tools alike. The first run of each turn
+/// follows the other tool's commands and is not counted: the rest are back to back, as a
+/// tool's own commands run (a cgroup migration by pid, LXC's, waits for an RCU grace period
+/// unless another came just before). Returns, per tool and per figure, the samples.
+fn in_turns(
+    tools: &[&Tool],
+    reps: usize,
+    mut op: impl FnMut(&Tool) -> Result<Vec<f64>>,
+) -> Result<Vec<Vec<Vec<f64>>>> {
+    let mut out: Vec<Vec<Vec<f64>>> = vec![Vec::new(); tools.len()];
+    let mut done = 0;
+    while done < reps {
+        let n = (reps - done).min(TURN - 1);
+        for (i, t) in tools.iter().enumerate() {
+            op(t)?;
+            for _ in 0..n {
+                let figures = op(t)?;
+                out[i].resize(figures.len(), Vec::new());
+                for (k, f) in figures.into_iter().enumerate() {
+                    out[i][k].push(f);
+                }
+            }
+        }
+        done += n;
+    }
+    Ok(out)
+}
+
+/// One row per figure of an [`in_turns`] result: lxrs's samples and LXC's, if measured.
+fn rows_of(
+    samples: Vec<Vec<Vec<f64>>>,
+    tools: &[&Tool],
+    names: &[String],
+    unit: &'static str,
+) -> Vec<Row> {
+    let mut per_tool: Vec<Vec<Option<Vec<f64>>>> = samples
+        .into_iter()
+        .map(|figs| figs.into_iter().map(Some).collect())
+        .collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(k, what)| {
+            let mut take = |lxc: bool| {
+                let i = tools.iter().position(|t| t.lxc == lxc)?;
+                per_tool[i].get_mut(k)?.take().map(stats)
+            };
+            let lxrs = take(false).expect("lxrs is always measured");
+            Row {
+                what: what.clone(),
+                lxrs,
+                lxc: take(true),
+                unit,
+            }
+        })
+        .collect()
+}
+
+/// `start -d` and `stop -k` of `name` back to back, and after [`IDLE`] each: four rows
+/// labelled with `what` (`driver`: `LXRS_CGROUP_DRIVER` for lxrs).
 fn start_stop_rows(
-    t: &Tool,
+    tools: &[&Tool],
     name: &str,
     what: &str,
     driver: Option<&str>,
     reps: usize,
-    rows: &mut Vec<(String, Stats, &'static str)>,
+    rows: &mut Vec<Row>,
 ) -> Result<()> {
     let with_driver = |mut c: Command| {
         if let Some(d) = driver {
@@ -362,172 +435,186 @@ fn start_stop_rows(
         (false, String::new()),
         (true, ", after 250 ms idle".to_string()),
     ] {
-        let (mut vs, mut vk) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
+        settle();
+        let samples = in_turns(tools, reps, |t| {
             if idle {
                 std::thread::sleep(IDLE);
             }
-            vs.push(time_ms(&mut with_driver(t.start(name)))?);
+            let s = time_ms(&mut with_driver(t.start(name)))?;
             if idle {
                 std::thread::sleep(IDLE);
             }
-            vk.push(time_ms(&mut with_driver(t.stop_kill(name)))?);
-        }
-        rows.push((format!("start -d ({what}{label})"), stats(vs), "ms"));
-        rows.push((format!("stop -k ({what}{label})"), stats(vk), "ms"));
+            let k = time_ms(&mut with_driver(t.stop_kill(name)))?;
+            Ok(vec![s, k])
+        })?;
+        rows.extend(rows_of(
+            samples,
+            tools,
+            &[
+                format!("start -d ({what}{label})"),
+                format!("stop -k ({what}{label})"),
+            ],
+            "ms",
+        ));
     }
     Ok(())
 }
 
+/// Every row, the tools interleaved ([`in_turns`]).
 fn bench_all(tools: &[Tool], reps: usize) -> Result<Vec<Row>> {
-    let mut per_tool: Vec<Vec<(String, Stats, &'static str)>> = Vec::new();
-    for t in tools {
-        let mut rows = Vec::new();
-        let who = if t.lxc { "lxc" } else { "lxrs" };
-        eprintln!("xtask: benchmarking {who}");
-        // create busybox
-        let mut v = Vec::new();
-        for i in 0..reps.min(20) {
-            let n = format!("bc{i}");
-            v.push(time_ms(&mut t.create(&n))?);
-            quiet(&mut t.destroy(&n))?;
-        }
-        rows.push(("create -t busybox".to_string(), stats(v), "ms"));
-        // start -d / stop -k, no network, back to back and after a quiet moment (what a user
-        // typing the command sees). A cgroup migration by pid (LXC's placement of init) waits
-        // for an RCU grace period (5-12 ms here) when it is the first after a pause; back to
-        // back, the previous command's migration spares the next one that wait. lxrs
-        // migrates nothing on the start path.
-        quiet(&mut t.create("b1"))?;
-        start_stop_rows(t, "b1", "no network", None, reps, &mut rows)?;
-        // with one veth on a bridge
-        quiet(&mut t.create_with("v1", &t.veth_config))?;
-        start_stop_rows(t, "v1", "one veth on a bridge", None, reps, &mut rows)?;
-        quiet(&mut t.destroy("v1"))?;
-        // lxrs with its v2 driver (the cgroup2 tree; on a v2-only host, the default): the
-        // container is cloned into its cgroup and the monitor born in its own.
-        if !t.lxc && Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-            start_stop_rows(
-                t,
-                "b1",
-                "no network, v2 driver",
-                Some("v2"),
-                reps,
-                &mut rows,
-            )?;
-        }
-        // freeze + unfreeze pairs, and attach -- true, on a running container
-        quiet(&mut t.start("b1"))?;
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let mut v = Vec::new();
-        for _ in 0..reps.max(50) {
-            let a = time_ms(&mut t.simple("freeze", "b1"))?;
-            let b = time_ms(&mut t.simple("unfreeze", "b1"))?;
-            v.push(a + b);
-        }
-        rows.push((
-            "freeze + unfreeze (a pair of commands)".to_string(),
-            stats(v),
-            "ms",
-        ));
-        let v = (0..reps.max(50))
-            .map(|_| time_ms(&mut t.attach_true("b1")))
-            .collect::<Result<Vec<_>>>()?;
-        rows.push(("attach -- true".to_string(), stats(v), "ms"));
-        let mut v = Vec::new();
-        for _ in 0..reps {
-            std::thread::sleep(IDLE);
-            v.push(time_ms(&mut t.attach_true("b1"))?);
-        }
-        rows.push((
-            "attach -- true (after 250 ms idle)".to_string(),
-            stats(v),
-            "ms",
-        ));
-        // Memory of a monitor that has served those commands: at once, and after 3 s of quiet.
-        if let Some(pid) = t.monitor_pid("b1") {
-            for (label, wait) in [("at once", 0), ("3 s later", 3000)] {
-                std::thread::sleep(std::time::Duration::from_millis(wait));
-                if let (Some(rss), Some(pss)) = (smaps_kib(pid, "Rss:"), smaps_kib(pid, "Pss:")) {
-                    rows.push((
-                        format!("monitor RSS after 100+ commands, {label}"),
-                        stats(vec![rss / 1024.0]),
-                        "MiB",
-                    ));
-                    rows.push((
-                        format!("monitor PSS after 100+ commands, {label}"),
-                        stats(vec![pss / 1024.0]),
-                        "MiB",
-                    ));
-                }
-            }
-        }
-        quiet(&mut t.stop_kill("b1"))?;
-        // monitor memory
-        quiet(&mut t.start("b1"))?;
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if let Some(pid) = t.monitor_pid("b1") {
-            if let (Some(rss), Some(pss)) = (smaps_kib(pid, "Rss:"), smaps_kib(pid, "Pss:")) {
-                rows.push(("monitor RSS".to_string(), stats(vec![rss / 1024.0]), "MiB"));
-                rows.push(("monitor PSS".to_string(), stats(vec![pss / 1024.0]), "MiB"));
-            }
+    let all: Vec<&Tool> = tools.iter().collect();
+    let lxrs_only: Vec<&Tool> = tools.iter().filter(|t| !t.lxc).collect();
+    let mut rows = Vec::new();
+    let each = |f: &mut dyn FnMut(&Tool) -> Result<()>| all.iter().try_for_each(|t| f(t));
+    eprintln!(
+        "xtask: benchmarking {}",
+        if all.len() > 1 {
+            "lxrs and LXC, in turns"
         } else {
-            eprintln!("xtask: {who}: monitor process of b1 not found");
+            "lxrs"
         }
-        quiet(&mut t.stop_kill("b1"))?;
-        // ls --fancy with 1, 20 and 100 defined containers, 20 running at 100
-        let mut defined = 1;
-        for target in [1usize, 20, 100] {
-            while defined < target {
-                quiet(&mut t.create(&format!("l{defined}")))?;
-                defined += 1;
-            }
-            let running: Vec<String> = if target == 100 {
-                (1..=20).map(|i| format!("l{i}")).collect()
-            } else {
-                vec![]
-            };
-            for n in &running {
-                quiet(&mut t.start(n))?;
-            }
-            // What a stop or start just before leaves the kernel to finish in the background
-            // (a dying network namespace, cgroups going offline, RCU callbacks) is not the
-            // listing's cost: let it settle, for both tools alike.
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let v = (0..reps)
-                .map(|_| time_ms(&mut t.ls_fancy()))
-                .collect::<Result<Vec<_>>>()?;
-            rows.push((
-                format!("ls --fancy ({target} defined, {} running)", running.len()),
-                stats(v),
-                "ms",
-            ));
-            for n in &running {
-                quiet(&mut t.stop_kill(n))?;
-            }
-        }
-        per_tool.push(rows);
+    );
+    // create busybox (each destroyed again, not timed). Not in turns: a create leaves the
+    // kernel seconds of writeback, which would fall on the other tool's next turn (LXC's
+    // creates write 20 times more); each tool's creates run after the other's are flushed.
+    let mut i = 0;
+    let mut v = Vec::new();
+    for t in &all {
+        settle();
+        v.extend(in_turns(&[t], reps.min(20), |t| {
+            i += 1;
+            let n = format!("bc{i}");
+            let ms = time_ms(&mut t.create(&n))?;
+            quiet(&mut t.destroy(&n))?;
+            Ok(vec![ms])
+        })?);
     }
-    let mut out = Vec::new();
-    let lxrs = per_tool.remove(0);
-    let lxc = if per_tool.is_empty() {
-        None
-    } else {
-        Some(per_tool.remove(0))
+    rows.extend(rows_of(v, &all, &["create -t busybox".to_string()], "ms"));
+    // start -d / stop -k, no network, back to back and after a quiet moment (what a user
+    // typing the command sees). A cgroup migration by pid (LXC's placement of init) waits
+    // for an RCU grace period (5-12 ms here) when it is the first after a pause; back to
+    // back, the previous command's migration spares the next one that wait. lxrs
+    // migrates nothing on the start path.
+    each(&mut |t| quiet(&mut t.create("b1")))?;
+    start_stop_rows(&all, "b1", "no network", None, reps, &mut rows)?;
+    // with one veth on a bridge
+    each(&mut |t| quiet(&mut t.create_with("v1", &t.veth_config)))?;
+    start_stop_rows(&all, "v1", "one veth on a bridge", None, reps, &mut rows)?;
+    each(&mut |t| quiet(&mut t.destroy("v1")))?;
+    // lxrs with its v2 driver (the cgroup2 tree; on a v2-only host, the default): the
+    // container is cloned into its cgroup and the monitor born in its own.
+    if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        start_stop_rows(
+            &lxrs_only,
+            "b1",
+            "no network, v2 driver",
+            Some("v2"),
+            reps,
+            &mut rows,
+        )?;
+    }
+    // freeze + unfreeze pairs, and attach -- true, on a running container
+    each(&mut |t| quiet(&mut t.start("b1")))?;
+    settle();
+    let v = in_turns(&all, reps.max(50), |t| {
+        let a = time_ms(&mut t.simple("freeze", "b1"))?;
+        let b = time_ms(&mut t.simple("unfreeze", "b1"))?;
+        Ok(vec![a + b])
+    })?;
+    rows.extend(rows_of(
+        v,
+        &all,
+        &["freeze + unfreeze (a pair of commands)".to_string()],
+        "ms",
+    ));
+    let v = in_turns(&all, reps.max(50), |t| {
+        Ok(vec![time_ms(&mut t.attach_true("b1"))?])
+    })?;
+    rows.extend(rows_of(v, &all, &["attach -- true".to_string()], "ms"));
+    let v = in_turns(&all, reps, |t| {
+        std::thread::sleep(IDLE);
+        Ok(vec![time_ms(&mut t.attach_true("b1"))?])
+    })?;
+    rows.extend(rows_of(
+        v,
+        &all,
+        &["attach -- true (after 250 ms idle)".to_string()],
+        "ms",
+    ));
+    // Memory of a monitor that has served those commands: at once (right after one more
+    // command of its own), and after 3 s of quiet.
+    let mem_of = |t: &Tool, label: &str| -> Vec<Vec<f64>> {
+        match t
+            .monitor_pid("b1")
+            .and_then(|pid| Some((smaps_kib(pid, "Rss:")?, smaps_kib(pid, "Pss:")?)))
+        {
+            Some((rss, pss)) => vec![vec![rss / 1024.0], vec![pss / 1024.0]],
+            None => {
+                eprintln!("xtask: monitor of b1 not found ({label})");
+                Vec::new()
+            }
+        }
     };
-    let mut lxc_iter = lxc.map(|v| v.into_iter().collect::<Vec<_>>());
-    for (what, s, unit) in lxrs {
-        let other = lxc_iter.as_mut().and_then(|v| {
-            v.iter()
-                .position(|(w, _, _)| *w == what)
-                .map(|i| v.remove(i).1)
-        });
-        out.push(Row {
-            what,
-            lxrs: s,
-            lxc: other,
-            unit,
-        });
+    let mem =
+        |label: &str| -> Vec<Vec<Vec<f64>>> { all.iter().map(|t| mem_of(t, label)).collect() };
+    let mem_rows = |v: Vec<Vec<Vec<f64>>>, label: &str, rows: &mut Vec<Row>| {
+        if v[0].is_empty() {
+            return;
+        }
+        rows.extend(rows_of(
+            v,
+            &all,
+            &[format!("monitor RSS{label}"), format!("monitor PSS{label}")],
+            "MiB",
+        ));
+    };
+    let at_once = all
+        .iter()
+        .map(|t| {
+            quiet(&mut t.attach_true("b1"))?;
+            Ok(mem_of(t, "at once"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let later = mem("3 s later");
+    mem_rows(at_once, " after 100+ commands, at once", &mut rows);
+    mem_rows(later, " after 100+ commands, 3 s later", &mut rows);
+    each(&mut |t| quiet(&mut t.stop_kill("b1")))?;
+    // monitor memory of a fresh container
+    each(&mut |t| quiet(&mut t.start("b1")))?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let fresh = mem("fresh");
+    mem_rows(fresh, "", &mut rows);
+    each(&mut |t| quiet(&mut t.stop_kill("b1")))?;
+    // ls --fancy with 1, 20 and 100 defined containers, 20 running at 100
+    let mut defined = 1;
+    for target in [1usize, 20, 100] {
+        while defined < target {
+            each(&mut |t| quiet(&mut t.create(&format!("l{defined}"))))?;
+            defined += 1;
+        }
+        let running: Vec<String> = if target == 100 {
+            (1..=20).map(|i| format!("l{i}")).collect()
+        } else {
+            vec![]
+        };
+        for n in &running {
+            each(&mut |t| quiet(&mut t.start(n)))?;
+        }
+        settle();
+        let v = in_turns(&all, reps, |t| Ok(vec![time_ms(&mut t.ls_fancy())?]))?;
+        rows.extend(rows_of(
+            v,
+            &all,
+            &[format!(
+                "ls --fancy ({target} defined, {} running)",
+                running.len()
+            )],
+            "ms",
+        ));
+        for n in &running {
+            each(&mut |t| quiet(&mut t.stop_kill(n)))?;
+        }
     }
-    Ok(out)
+    Ok(rows)
 }
