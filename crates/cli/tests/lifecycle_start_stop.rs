@@ -374,14 +374,31 @@ fn monitor_title_without_room_in_the_arguments() {
 /// Whatever the caller of `start` ignores or blocks, init starts with every signal at its
 /// default and none blocked (the start path resets only what is not at its default, read from
 /// `/proc/self/status`).
-/// `Cpus_allowed_list` of a process.
-fn cpus_allowed(pid: &str) -> String {
+/// A field of `/proc/PID/status` (`name` with its colon).
+fn status_field(pid: &str, name: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .find_map(|l| l.strip_prefix(name))
         .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// `Cpus_allowed_list` of a process.
+fn cpus_allowed(pid: &str) -> String {
+    status_field(pid, "Cpus_allowed_list:")
+}
+
+/// `start -d` of `name` from the spec file `spec`.
+fn start_detached(env: &Env, name: &str, spec: &std::path::Path) -> std::process::Command {
+    env.cmd(&[
+        "start",
+        "-n",
+        name,
+        "-d",
+        "--spec-json",
+        spec.to_str().unwrap(),
+    ])
 }
 
 /// The starter sends the monitor, and the monitor sends init, to another CPU for their first
@@ -397,14 +414,7 @@ fn monitor_and_init_keep_the_callers_cpu_affinity() {
         .rfind(|&c| ours.is_set(c).unwrap())
         .unwrap();
     for only in [None, Some(last)] {
-        let mut cmd = env.cmd(&[
-            "start",
-            "-n",
-            "c1",
-            "-d",
-            "--spec-json",
-            spec.to_str().unwrap(),
-        ]);
+        let mut cmd = start_detached(&env, "c1", &spec);
         if let Some(cpu) = only {
             // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe.
             unsafe {
@@ -437,14 +447,7 @@ fn init_starts_with_default_signals_whatever_the_caller_had() {
     use std::os::unix::process::CommandExt;
     let env = Env::new();
     let spec = env.container("c1", &inittab("boot-marker-c1"), &["/bin/sleep", "1000"]);
-    let mut cmd = env.cmd(&[
-        "start",
-        "-n",
-        "c1",
-        "-d",
-        "--spec-json",
-        spec.to_str().unwrap(),
-    ]);
+    let mut cmd = start_detached(&env, "c1", &spec);
     // SAFETY: between fork and exec only async-signal-safe calls (signal, sigprocmask).
     unsafe {
         cmd.pre_exec(|| {
@@ -460,17 +463,10 @@ fn init_starts_with_default_signals_whatever_the_caller_had() {
     let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
     assert!(out.status.success(), "start failed: {}", text(&out.stderr));
     let init = env.info("c1").init_pid.expect("init pid");
-    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in {status}"))
-    };
-    assert_eq!(field("SigIgn:"), "0000000000000000", "{status}");
-    assert_eq!(field("SigBlk:"), "0000000000000000", "{status}");
-    assert_eq!(field("SigCgt:"), "0000000000000000", "{status}");
+    let init = init.to_string();
+    for mask in ["SigIgn:", "SigBlk:", "SigCgt:"] {
+        assert_eq!(status_field(&init, mask), "0000000000000000", "{mask}");
+    }
     let out = env.run(&["stop", "-n", "c1", "-k"]);
     assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
 }
