@@ -231,6 +231,39 @@ fn ls_filters_and_formats() {
     ok(&env, &["stop", "-n", "web2", "-k"]);
 }
 
+/// A broken config does not hide the other containers, and says what is wrong, once, on
+/// stderr (the default logging: warnings and errors, set up on the first one).
+#[test]
+fn ls_warns_once_about_a_broken_config_and_lists_it() {
+    let env = Env::new();
+    let bad = env.lxcpath.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("config"), "lxc.bogus.key = 1\n").unwrap();
+    let out = env
+        .cmd(&["ls", "--fancy"])
+        .env_remove("LXRS_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("bad ") && l.contains("STOPPED")),
+        "{listing}"
+    );
+    let err = text(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    let config = bad.join("config");
+    assert!(
+        warnings[0].contains(&format!("{}:1", config.display()))
+            && warnings[0].contains("lxc.bogus.key"),
+        "{err}"
+    );
+}
+
 fn start_time(env: &Env, name: &str) -> Option<u64> {
     let pid = env.info(name).init_pid?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
