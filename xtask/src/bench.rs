@@ -247,7 +247,8 @@ pub fn run(args: &[String]) -> Result<()> {
         .position(|a| a == "--reps")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(30)
+        .max(1);
     let bin = crate::build_release()?;
     crate::run(
         Command::new(env!("CARGO"))
