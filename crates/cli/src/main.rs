@@ -173,6 +173,10 @@ fn parse() -> Cli {
     Cli::parse()
 }
 
+/// [`Globals`]' options that take a value as the next word (a test keeps this in step).
+const GLOBAL_OPTIONS_WITH_VALUE: &[&str] =
+    &["-P", "--lxcpath", "-o", "--logfile", "-l", "--logpriority"];
+
 /// The subcommand's name as the first word of `args` (after the program name) that is
 /// neither an option nor the value of a global option that takes one (`-P DIR start`). Only a
 /// guess at which subcommand to build: clap still parses every argument, and a wrong guess
@@ -181,7 +185,7 @@ fn subcommand_name(args: &[std::ffi::OsString]) -> Option<&str> {
     let mut words = args.iter().skip(1).map(|a| a.to_str());
     while let Some(w) = words.next() {
         match w? {
-            "-P" | "--lxcpath" | "-o" | "--logfile" | "-l" | "--logpriority" => {
+            o if GLOBAL_OPTIONS_WITH_VALUE.contains(&o) => {
                 words.next();
             }
             "--" => return None,
@@ -222,6 +226,28 @@ mod tests {
 
     fn args(s: &str) -> Vec<OsString> {
         s.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn every_global_option_that_takes_a_value_is_known_to_the_fast_parse() {
+        use clap::Args;
+        let root = crate::Globals::augment_args(clap::Command::new("lxrs"));
+        let mut want: Vec<String> = root
+            .get_arguments()
+            .filter(|a| a.get_action().takes_values())
+            .flat_map(|a| {
+                let short = a.get_short().map(|c| format!("-{c}"));
+                let long = a.get_long().map(|l| format!("--{l}"));
+                short.into_iter().chain(long)
+            })
+            .collect();
+        let mut have: Vec<String> = super::GLOBAL_OPTIONS_WITH_VALUE
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        want.sort();
+        have.sort();
+        assert_eq!(have, want);
     }
 
     #[test]
