@@ -53,18 +53,18 @@ fn fmt(s: &Stats, unit: &str) -> String {
 
 fn print(rows: &[Row]) {
     println!(
-        "\n{:<44} {:<78} {:<36} ratio",
-        "operation", "lxrs median (spread)", "LXC median"
+        "\n{:<44} {:<78} {:<44} ratio",
+        "operation", "lxrs median (spread)", "LXC median (spread)"
     );
-    println!("{}", "-".repeat(156));
+    println!("{}", "-".repeat(172));
     for r in rows {
         let lxc = r
             .lxc
             .as_ref()
             .map(|s| {
                 format!(
-                    "{:.2} {} (p90 {:.2}, p99 {:.2})",
-                    s.median, r.unit, s.p90, s.p99
+                    "{:.2} {} (p10 {:.2}, p90 {:.2}, n={})",
+                    s.median, r.unit, s.p10, s.p90, s.n
                 )
             })
             .unwrap_or_else(|| "-".into());
@@ -74,7 +74,7 @@ fn print(rows: &[Row]) {
             .map(|s| format!("{:.2}", r.lxrs.median / s.median))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<44} {:<78} {:<36} {}",
+            "{:<44} {:<78} {:<44} {}",
             r.what,
             fmt(&r.lxrs, r.unit),
             lxc,
